@@ -1,0 +1,46 @@
+/*
+ * cli.c - the options every command shares (see cli.h).
+ */
+#include <stdio.h>
+
+#include "cli.h"
+#include "log.h"
+#include "tp.h"
+
+int cli_common(tp_cli *cli, int opt, const char *usage)
+{
+	switch (opt) {
+	case 'c':
+		cli->config_flag = optarg;
+		return -1;
+	case 'v':
+		cli->verbosity++;
+		return -1;
+	case 'q':
+		cli->verbosity = LOG_ERROR;
+		return -1;
+	case 'h':
+		fputs(usage, stdout);
+		return TP_OK;
+	case 'V':
+		printf("%s %s\n", log_progname(), TP_VERSION);
+		return TP_OK;
+	default:
+		/* getopt has already said what was wrong with the option */
+		fputs(usage, stderr);
+		return TP_EUSAGE;
+	}
+}
+
+int cli_load_config(const tp_cli *cli, tp_config **cfg)
+{
+	char err[1024];
+
+	log_set_level(cli->verbosity);
+	*cfg = config_load(config_path(cli->config_flag), err, sizeof err);
+	if (!*cfg) {
+		log_error("%s", err);
+		return TP_ECONFIG;
+	}
+	return TP_OK;
+}

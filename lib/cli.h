@@ -1,0 +1,36 @@
+/*
+ * cli.h - the options every command shares: -c/--config, -v, -q,
+ * -h/--help, -V/--version. Each command adds its own and calls
+ * cli_common() for the shared ones from its getopt_long loop.
+ */
+#ifndef TP_CLI_H
+#define TP_CLI_H
+
+#include <getopt.h>
+#include "config.h"
+
+typedef struct tp_cli {
+	const char *config_flag;   /* -c value or NULL */
+	int verbosity;             /* LOG_WARN by default */
+} tp_cli;
+
+#define CLI_COMMON_SHORT "c:vqhV"
+#define CLI_COMMON_LONG \
+	{ "config", required_argument, NULL, 'c' }, \
+	{ "verbose", no_argument, NULL, 'v' }, \
+	{ "quiet", no_argument, NULL, 'q' }, \
+	{ "help", no_argument, NULL, 'h' }, \
+	{ "version", no_argument, NULL, 'V' }
+
+/*
+ * Handle a shared option. Returns -1 when the option was handled and the
+ * loop should go on, or an exit code (0 after --help/--version, 64 for an
+ * unknown option) when the command should exit now. usage is printed to
+ * stdout for -h and stderr for errors.
+ */
+int cli_common(tp_cli *cli, int opt, const char *usage);
+
+/* After option parsing: set log level, load the config (exit 78 on error). */
+int cli_load_config(const tp_cli *cli, tp_config **cfg);
+
+#endif

@@ -1,0 +1,116 @@
+-- source.sql - change capture on a source node.
+--
+-- Capture is insert-only: the trigger appends one row per row change to
+-- the current event table and nothing ever UPDATEs an event. Three event
+-- tables take turns (PgQ's rotation): once every target has batched past
+-- one, tp-vacuum TRUNCATEs it instead of deleting rows, so the queue does
+-- not bloat. The view `event` is their union, which tp-batch reads.
+--
+-- Batches are cut between two snapshots (pg_snapshot): a batch holds the
+-- events of the transactions visible in `hi` and not in `lo`, so a batch
+-- never splits a transaction and one still open at the cut lands, whole, in
+-- a later batch. ev_txid is the epoch-extended 64-bit xid8.
+
+-- CACHE 1: ids must follow call order across sessions (a per-backend cache
+-- would hand out ids out of order, and ordering inside a batch relies on it).
+CREATE SEQUENCE IF NOT EXISTS @schema@.event_id_seq CACHE 1;
+
+CREATE TABLE IF NOT EXISTS @schema@.event_0 (
+    ev_id     bigint NOT NULL,
+    ev_txid   pg_catalog.xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+    ev_time   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    ev_op     "char" NOT NULL,          -- I U D T
+    ev_schema text NOT NULL,
+    ev_table  text NOT NULL,
+    ev_old    text,                     -- OLD::text for U and D
+    ev_new    text                      -- NEW::text for I and U
+);
+CREATE TABLE IF NOT EXISTS @schema@.event_1 (LIKE @schema@.event_0 INCLUDING DEFAULTS);
+CREATE TABLE IF NOT EXISTS @schema@.event_2 (LIKE @schema@.event_0 INCLUDING DEFAULTS);
+-- No primary key: capture costs one heap and one index insert.
+CREATE INDEX IF NOT EXISTS event_0_txid ON @schema@.event_0 (ev_txid);
+CREATE INDEX IF NOT EXISTS event_1_txid ON @schema@.event_1 (ev_txid);
+CREATE INDEX IF NOT EXISTS event_2_txid ON @schema@.event_2 (ev_txid);
+
+CREATE OR REPLACE VIEW @schema@.event AS
+    SELECT * FROM @schema@.event_0
+    UNION ALL SELECT * FROM @schema@.event_1
+    UNION ALL SELECT * FROM @schema@.event_2;
+
+-- The one row saying which event table writers use now.
+CREATE TABLE IF NOT EXISTS @schema@.queue (
+    one      boolean PRIMARY KEY DEFAULT true CHECK (one),
+    cur      smallint NOT NULL DEFAULT 0 CHECK (cur BETWEEN 0 AND 2),
+    switched timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+INSERT INTO @schema@.queue DEFAULT VALUES ON CONFLICT DO NOTHING;
+
+-- Each target's position in the stream: events visible in last_snap are
+-- batched already; last_seq is the number of its newest batch.
+CREATE TABLE IF NOT EXISTS @schema@.target (
+    name      text PRIMARY KEY,
+    last_snap pg_catalog.pg_snapshot NOT NULL,
+    last_seq  bigint NOT NULL DEFAULT 0,
+    created   timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+-- Every batch cut. A batch is a pure function of its row: the events of
+-- the transactions visible in hi and not in lo whose last event id lies
+-- in (ev_lo, ev_hi], restricted to the target's tables. So a batch whose
+-- file was lost before it was written is rebuilt identical.
+CREATE TABLE IF NOT EXISTS @schema@.batch (
+    target  text NOT NULL REFERENCES @schema@.target ON DELETE CASCADE,
+    seq     bigint NOT NULL,
+    lo      pg_catalog.pg_snapshot NOT NULL,
+    hi      pg_catalog.pg_snapshot NOT NULL,
+    ev_lo   bigint NOT NULL,
+    ev_hi   bigint NOT NULL,
+    events  bigint NOT NULL,
+    bytes   bigint NOT NULL,
+    created timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    written timestamptz,                -- set once the file is in the outbox
+    PRIMARY KEY (target, seq)
+);
+
+-- The capture trigger. SECURITY DEFINER: application roles write to
+-- captured tables without any grant on this schema; the pinned search_path
+-- keeps the definer's rights from being hijacked. No EXCEPTION block: a
+-- failed capture must abort the user's statement (never lose a change
+-- silently), and an exception block would open a subtransaction per row.
+CREATE OR REPLACE FUNCTION @schema@.capture() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    tab smallint;
+    o text;
+    n text;
+BEGIN
+    -- tp-apply marks its own writes so a node that is both target and
+    -- source does not send them back where they came from.
+    IF coalesce(current_setting('teleport.origin', true), '') <> '' THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        n := NEW::text;
+    ELSIF TG_OP = 'UPDATE' THEN
+        o := OLD::text;
+        n := NEW::text;
+        IF o = n THEN
+            RETURN NULL;  -- nothing changed: nothing to replay
+        END IF;
+    ELSIF TG_OP = 'DELETE' THEN
+        o := OLD::text;
+    END IF;
+    SELECT q.cur INTO tab FROM @schema@.queue q;
+    IF tab = 0 THEN
+        INSERT INTO @schema@.event_0 (ev_id, ev_op, ev_schema, ev_table, ev_old, ev_new)
+        VALUES (nextval('@schema@.event_id_seq'), substr(TG_OP, 1, 1), TG_TABLE_SCHEMA, TG_TABLE_NAME, o, n);
+    ELSIF tab = 1 THEN
+        INSERT INTO @schema@.event_1 (ev_id, ev_op, ev_schema, ev_table, ev_old, ev_new)
+        VALUES (nextval('@schema@.event_id_seq'), substr(TG_OP, 1, 1), TG_TABLE_SCHEMA, TG_TABLE_NAME, o, n);
+    ELSE
+        INSERT INTO @schema@.event_2 (ev_id, ev_op, ev_schema, ev_table, ev_old, ev_new)
+        VALUES (nextval('@schema@.event_id_seq'), substr(TG_OP, 1, 1), TG_TABLE_SCHEMA, TG_TABLE_NAME, o, n);
+    END IF;
+    RETURN NULL;
+END
+$fn$;
