@@ -303,30 +303,53 @@ static int order_check(const batch_job *j, const open_batch *b, uint64_t cur)
 	return TP_EFAIL;
 }
 
+/* The reader failed: the batch is bad (65). */
+static int reader_failed(open_batch *b, char *why, size_t whylen)
+{
+	snprintf(why, whylen, "%s", batch_reader_error(b->r));
+	log_error("batch %s: bad batch: %s", b->label, why);
+	return TP_EDATA;
+}
+
+/*
+ * A statement failed: is the batch itself intact? A flipped byte can
+ * make a bad value before it makes a bad digest, and a damaged batch must
+ * be quarantined (65), not retried forever. So read on to the end.
+ */
+static int failed_mid_batch(open_batch *b, int rc, char *why, size_t whylen)
+{
+	char *line;
+	size_t len;
+	int n;
+
+	if (rc == TP_EDATA || apply_stop)
+		return rc;
+	while ((n = batch_reader_next(b->r, &line, &len)) == 1)
+		;
+	return n < 0 ? reader_failed(b, why, whylen) : rc;
+}
+
 /* Every event line through the engine; 0 from the reader means verified. */
 static int stream_events(apply_ctx *c, open_batch *b, char *why, size_t whylen)
 {
 	char *line;
 	size_t len;
-	int n, rc;
+	int n;
 
 	while ((n = batch_reader_next(b->r, &line, &len)) == 1) {
 		if (apply_stop) {
 			log_warn("batch %s: interrupted, rolling back", b->label);
 			return TP_ETEMP;
 		}
-		rc = engine_line(c->eng, line, len, ++b->lines);
+		int rc = engine_line(c->eng, line, len, ++b->lines);
 		if (rc == TP_EDATA)
 			snprintf(why, whylen, "bad event line %" PRIu64, b->lines);
 		if (rc != TP_OK)
-			return rc;
+			return failed_mid_batch(b, rc, why, whylen);
 	}
-	if (n < 0) {
-		snprintf(why, whylen, "%s", batch_reader_error(b->r));
-		log_error("batch %s: bad batch: %s", b->label, why);
-		return TP_EDATA;
-	}
-	return engine_finish(c->eng);
+	if (n < 0)
+		return reader_failed(b, why, whylen);
+	return engine_finish(c->eng);     /* the batch is verified by now */
 }
 
 /* The ledger lines, then COMMIT. */

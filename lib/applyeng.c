@@ -98,7 +98,8 @@ void engine_free(apply_engine *e)
 void engine_begin(apply_engine *e, const char *label)
 {
 	snprintf(e->label, sizeof e->label, "%s", label);
-	memset(e->tids, 0, e->ntids * sizeof *e->tids);
+	if (e->ntids)           /* memset(NULL, ...) is undefined even for 0 */
+		memset(e->tids, 0, e->ntids * sizeof *e->tids);
 	e->events = 0;
 	e->run_t = NULL;
 	e->run_rows = 0;
@@ -512,7 +513,7 @@ static int copy_end(apply_engine *e)
 
 static int bad_line(const apply_engine *e, uint64_t line, const char *why)
 {
-	log_error("batch %s line %llu: %s", e->label, (unsigned long long)line, why);
+	log_error("batch %s line %llu: bad batch: %s", e->label, (unsigned long long)line, why);
 	return TP_EDATA;
 }
 
@@ -573,12 +574,11 @@ static long copy_row_fields(const char *s, size_t len)
 static int on_insert(apply_engine *e, apply_table *t, const char *row, size_t len,
 		     uint64_t line)
 {
-	int rc;
-
 	if (copy_row_fields(row, len) != (long)t->ncols)
 		return bad_line(e, line, "malformed INSERT row");
 	if (e->run_t != t) {
-		if ((rc = end_run(e)) != TP_OK)
+		int rc = end_run(e);
+		if (rc != TP_OK)
 			return rc;
 		e->run_t = t;
 		e->run_start = line;

@@ -189,12 +189,12 @@ static void enc_row(encoder *e, const table_def *t)
 			enc_field(e, c);
 }
 
-/* One event row (op, schema, table, old, new) into e->line. */
+/* One event row (batch, op, schema, table, old, new) into e->line. */
 static int enc_event(encoder *e, const table_def *t, PGresult *res)
 {
-	char op = *PQgetvalue(res, 0, 0);
-	const char *old = PQgetisnull(res, 0, 3) ? NULL : PQgetvalue(res, 0, 3);
-	const char *new = PQgetisnull(res, 0, 4) ? NULL : PQgetvalue(res, 0, 4);
+	char op = *PQgetvalue(res, 0, 1);
+	const char *old = PQgetisnull(res, 0, 4) ? NULL : PQgetvalue(res, 0, 4);
+	const char *new = PQgetisnull(res, 0, 5) ? NULL : PQgetvalue(res, 0, 5);
 
 	strbuf_reset(&e->line);
 	strbuf_addf(&e->line, "%c\t%u", op, t->tid);
@@ -209,70 +209,52 @@ static int enc_event(encoder *e, const table_def *t, PGresult *res)
 	return 0;
 }
 
-/* The events of batch p, in id order, streamed one row at a time. */
-static int events_query(batch_ctx *bc, const batch_plan *p, const char *schemas,
-			const char *names)
+/*
+ * The events of a group of batches cut from one delta, streamed one row at
+ * a time, ordered by batch (column 0: 1..n) and then by id. Transactions
+ * are assigned to batches by their last event id: width_bucket against
+ * the batches' lower bounds. One query for the whole group keeps a large
+ * backlog at one pass over the delta instead of one pass per batch.
+ */
+static int events_query(batch_ctx *bc, const batch_plan *g, size_t n,
+			const char *schemas, const char *names)
 {
+	const char *params[7] = { g[0].lo, g[0].hi, schemas, names };
 	char evlo[24], evhi[24];
-	const char *params[6] = { p->lo, p->hi, schemas, names, evlo, evhi };
-	strbuf sql = { 0 };
+	strbuf sql = { 0 }, bounds = { 0 };
 	int ok, nparams = 4;
+	size_t i;
 
-	strbuf_addf(&sql, "SELECT e.ev_op, e.ev_schema, e.ev_table, e.ev_old, e.ev_new"
-		    " FROM %s.event e WHERE " DELTA_SQL
-		    " AND (e.ev_schema, e.ev_table) IN"
-		    "     (SELECT * FROM ROWS FROM (pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[])))", bc->schema);
-	/* A delta cut into several batches: only transactions ending in range. */
-	if (p->ev_lo != 0 || p->ev_hi != EV_HI_OPEN) {
-		strbuf_addf(&sql, " AND e.ev_txid IN (SELECT e.ev_txid FROM %s.event e WHERE " DELTA_SQL
-			    " GROUP BY e.ev_txid HAVING max(e.ev_id) > $5 AND max(e.ev_id) <= $6)",
-			    bc->schema);
-		snprintf(evlo, sizeof(evlo), "%" PRId64, p->ev_lo);
-		snprintf(evhi, sizeof(evhi), "%" PRId64, p->ev_hi);
-		nparams = 6;
+	if (n == 1 && g[0].ev_lo == 0 && g[0].ev_hi == EV_HI_OPEN) {
+		/* the common case: the whole delta is one batch */
+		strbuf_addf(&sql, "SELECT 1, e.ev_op, e.ev_schema, e.ev_table, e.ev_old, e.ev_new"
+			    " FROM %s.event e WHERE " DELTA_SQL, bc->schema);
+	} else {
+		strbuf_adds(&bounds, "{");
+		for (i = 0; i < n; i++)
+			strbuf_addf(&bounds, "%s%" PRId64, i ? "," : "", g[i].ev_lo + 1);
+		strbuf_adds(&bounds, "}");
+		snprintf(evlo, sizeof(evlo), "%" PRId64, g[0].ev_lo);
+		snprintf(evhi, sizeof(evhi), "%" PRId64, g[n - 1].ev_hi);
+		params[4] = bounds.buf;
+		params[5] = evlo;
+		params[6] = evhi;
+		nparams = 7;
+		strbuf_addf(&sql, "SELECT b.k, e.ev_op, e.ev_schema, e.ev_table, e.ev_old, e.ev_new"
+			    " FROM %s.event e JOIN"
+			    " (SELECT e.ev_txid, pg_catalog.width_bucket(max(e.ev_id), $5::int8[]) AS k"
+			    "  FROM %s.event e WHERE " DELTA_SQL " GROUP BY e.ev_txid"
+			    "  HAVING max(e.ev_id) > $6 AND max(e.ev_id) <= $7) b ON b.ev_txid = e.ev_txid"
+			    " WHERE " DELTA_SQL, bc->schema, bc->schema);
 	}
-	strbuf_adds(&sql, " ORDER BY e.ev_id");
+	strbuf_adds(&sql, " AND (e.ev_schema, e.ev_table) IN"
+		    " (SELECT * FROM ROWS FROM (pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[])))"
+		    " ORDER BY 1, e.ev_id");
 	ok = PQsendQueryParams(bc->conn, sql.buf, nparams, NULL, params, NULL, NULL, 0) &&
 	     PQsetSingleRowMode(bc->conn);
 	strbuf_free(&sql);
+	strbuf_free(&bounds);
 	return ok ? TP_OK : db_report(bc->conn, NULL, "reading events");
-}
-
-/* Stream the events into the writer. Drains the connection in every case. */
-static int events_write(batch_ctx *bc, const batch_plan *p, table_defs *defs,
-			batch_writer *w)
-{
-	encoder e = { .seq = p->seq, .target = bc->target->name };
-	PGresult *res;
-	int rc = TP_OK;
-
-	while ((res = PQgetResult(bc->conn)) != NULL) {
-		if (PQresultStatus(res) == PGRES_SINGLE_TUPLE && rc == TP_OK) {
-			const char *s = PQgetvalue(res, 0, 1), *n = PQgetvalue(res, 0, 2);
-			table_def *t = defs_find(defs, s, n);
-
-			if (!t) {
-				log_error("batch %s/%" PRIu64 ": table %s.%s no longer exists",
-					  bc->target->name, p->seq, s, n);
-				rc = TP_EFAIL;
-			} else if (enc_event(&e, t, res) < 0) {
-				rc = TP_EFAIL;
-			} else if (batch_writer_table(w, t->tid, t->defline.buf, t->defline.len) < 0 ||
-				   batch_writer_event(w, t->tid, e.line.buf, e.line.len) < 0) {
-				log_error("batch %s/%" PRIu64 ": %s", bc->target->name, p->seq,
-					  batch_writer_error(w));
-				rc = TP_EFAIL;
-			}
-		} else if (PQresultStatus(res) != PGRES_SINGLE_TUPLE &&
-			   PQresultStatus(res) != PGRES_TUPLES_OK && rc == TP_OK) {
-			rc = db_report(bc->conn, res, "reading events");
-		}
-		PQclear(res);
-	}
-	strbuf_free(&e.line);
-	strbuf_free(&e.store);
-	free(e.f);
-	return rc;
 }
 
 /* The token that signs this target's batches, or none. */
@@ -291,89 +273,220 @@ static int batch_key(const tp_target *t, char **key)
 	return TP_OK;
 }
 
-/* Write batch p's file into a temp file of dir; fd stays open for commit. */
-static int batch_write(batch_ctx *bc, const batch_plan *p, int fd, table_defs *defs,
-		       const char *schemas, const char *names)
-{
-	batch_header h = { "rows", bc->cfg->node_name, bc->target->name, p->seq,
-			   (char *)p->lo, (char *)p->hi, (char *)p->created };
-	char err[512], *key = NULL;
-	batch_writer *w = NULL;
-	int rc = batch_key(bc->target, &key);
+/* One batch file being written. */
+typedef struct out_file {
+	const batch_plan *p;
+	char tmp[PATH_MAX], final[PATH_MAX + 64];
+	int fd;
+	batch_writer *w;
+	bool skip;                 /* already in the outbox: consume, don't write */
+} out_file;
 
-	if (rc == TP_OK) {
-		w = batch_writer_new(fd, bc->cfg->compression, &h, (unsigned char *)key,
-				     key ? strlen(key) : 0, BATCH_MEMBER_CAP_DEFAULT, err, sizeof(err));
-		if (!w) {
-			log_error("batch %s/%" PRIu64 ": %s", bc->target->name, p->seq, err);
-			rc = TP_EFAIL;
-		}
+typedef struct group_build {
+	batch_ctx *bc;
+	const batch_plan *g;
+	size_t n;
+	char dir[PATH_MAX];
+	char *key;
+	table_defs defs;
+	encoder enc;
+	out_file cur;
+	size_t next;               /* index of the next batch to open */
+	strbuf done;               /* seqs written, as an int8[] literal */
+} group_build;
+
+static int out_open(group_build *gb, const batch_plan *p)
+{
+	batch_header h = { "rows", gb->bc->cfg->node_name, gb->bc->target->name, p->seq,
+			   (char *)p->lo, (char *)p->hi, (char *)p->created };
+	out_file *o = &gb->cur;
+	char name[64], err[512];
+
+	memset(o, 0, sizeof(*o));
+	o->p = p;
+	o->fd = -1;
+	spool_batch_name(name, sizeof(name), p->seq, spool_batch_ext(gb->bc->cfg->compression));
+	snprintf(o->final, sizeof(o->final), "%s/%s", gb->dir, name);
+	/* A killed run may have renamed it into place before marking it. */
+	if (access(o->final, F_OK) == 0) {
+		o->skip = true;
+		return TP_OK;
 	}
-	if (rc == TP_OK)
-		rc = events_query(bc, p, schemas, names);
-	if (rc == TP_OK)
-		rc = events_write(bc, p, defs, w);
-	if (rc == TP_OK && batch_writer_finish(w) < 0) {
-		log_error("batch %s/%" PRIu64 ": %s", bc->target->name, p->seq, batch_writer_error(w));
-		rc = TP_EFAIL;
+	if ((o->fd = fc_tmpfile(gb->dir, "tp-batch", o->tmp)) < 0) {
+		log_error("outbox %s: %s", gb->dir, strerror(errno));
+		return TP_EFAIL;
 	}
-	if (rc == TP_OK && batch_writer_events(w) != (uint64_t)p->events) {
-		log_error("batch %s/%" PRIu64 ": wrote %" PRIu64 " events, planned %" PRId64,
-			  bc->target->name, p->seq, batch_writer_events(w), p->events);
-		log_hint("the target's tables or exclude globs changed since the batch was planned");
-		rc = TP_EFAIL;
+	o->w = batch_writer_new(o->fd, gb->bc->cfg->compression, &h, (unsigned char *)gb->key,
+				gb->key ? strlen(gb->key) : 0, BATCH_MEMBER_CAP_DEFAULT, err, sizeof(err));
+	if (!o->w) {
+		log_error("batch %s/%" PRIu64 ": %s", gb->bc->target->name, p->seq, err);
+		return TP_EFAIL;
 	}
-	batch_writer_free(w);
-	free(key);
+	return TP_OK;
+}
+
+static int out_fail(out_file *o, int rc)
+{
+	batch_writer_free(o->w);
+	o->w = NULL;
+	if (o->fd >= 0) {
+		close(o->fd);
+		unlink(o->tmp);
+	}
+	o->fd = -1;
+	o->p = NULL;
 	return rc;
 }
 
-static int mark_written(batch_ctx *bc, const batch_plan *p)
+/* Finish the current file: manifest, count check, durable rename. */
+static int out_close(group_build *gb)
 {
-	char seq[24];
-	const char *params[2] = { bc->target->name, seq };
+	out_file *o = &gb->cur;
+	const char *t = gb->bc->target->name;
+
+	if (!o->p)
+		return TP_OK;
+	if (!o->skip) {
+		if (batch_writer_finish(o->w) < 0) {
+			log_error("batch %s/%" PRIu64 ": %s", t, o->p->seq, batch_writer_error(o->w));
+			return out_fail(o, TP_EFAIL);
+		}
+		if (batch_writer_events(o->w) != (uint64_t)o->p->events) {
+			log_error("batch %s/%" PRIu64 ": wrote %" PRIu64 " events, planned %" PRId64,
+				  t, o->p->seq, batch_writer_events(o->w), o->p->events);
+			log_hint("the target's tables or exclude globs changed since the batch was planned");
+			return out_fail(o, TP_EFAIL);
+		}
+		batch_writer_free(o->w);
+		o->w = NULL;
+		if (spool_commit(o->fd, o->tmp, o->final) < 0) {
+			log_error("batch %s/%" PRIu64 ": writing %s: %s", t, o->p->seq,
+				  o->final, strerror(errno));
+			o->fd = -1;
+			o->p = NULL;
+			return TP_EFAIL;
+		}
+		log_info("target %s: wrote %s (%" PRId64 " events)", t, o->final, o->p->events);
+	}
+	strbuf_addf(&gb->done, "%s%" PRIu64, gb->done.len ? "," : "{", o->p->seq);
+	o->fd = -1;
+	o->p = NULL;
+	return TP_OK;
+}
+
+/* Move on to batch number k (1-based in the group), closing earlier ones. */
+static int out_advance(group_build *gb, size_t k)
+{
+	int rc = TP_OK;
+
+	while (rc == TP_OK && gb->next < k) {
+		rc = out_close(gb);
+		if (rc == TP_OK)
+			rc = out_open(gb, &gb->g[gb->next++]);
+	}
+	return rc;
+}
+
+/* One streamed event row: route it to its batch's file. */
+static int out_event(group_build *gb, PGresult *res)
+{
+	size_t k = strtoul(PQgetvalue(res, 0, 0), NULL, 10);
+	const char *s = PQgetvalue(res, 0, 2), *n = PQgetvalue(res, 0, 3);
+	table_def *t;
+	int rc;
+
+	if (k < gb->next || k > gb->n) {
+		log_error("target %s: event out of batch order (%zu after %zu)",
+			  gb->bc->target->name, k, gb->next);
+		return TP_EFAIL;
+	}
+	if ((rc = out_advance(gb, k)) != TP_OK || gb->cur.skip)
+		return rc;
+	t = defs_find(&gb->defs, s, n);
+	gb->enc.seq = gb->cur.p->seq;
+	if (!t) {
+		log_error("batch %s/%" PRIu64 ": table %s.%s no longer exists",
+			  gb->bc->target->name, gb->cur.p->seq, s, n);
+		return TP_EFAIL;
+	}
+	if (enc_event(&gb->enc, t, res) < 0)
+		return TP_EFAIL;
+	if (batch_writer_table(gb->cur.w, t->tid, t->defline.buf, t->defline.len) < 0 ||
+	    batch_writer_event(gb->cur.w, t->tid, gb->enc.line.buf, gb->enc.line.len) < 0) {
+		log_error("batch %s/%" PRIu64 ": %s", gb->bc->target->name, gb->cur.p->seq,
+			  batch_writer_error(gb->cur.w));
+		return TP_EFAIL;
+	}
+	return TP_OK;
+}
+
+/* Stream the group's events into its files. Drains the connection. */
+static int group_stream(group_build *gb)
+{
+	PGresult *res;
+	int rc = TP_OK;
+
+	while ((res = PQgetResult(gb->bc->conn)) != NULL) {
+		ExecStatusType st = PQresultStatus(res);
+
+		if (st == PGRES_SINGLE_TUPLE && rc == TP_OK)
+			rc = out_event(gb, res);
+		else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && rc == TP_OK)
+			rc = db_report(gb->bc->conn, res, "reading events");
+		PQclear(res);
+	}
+	if (rc == TP_OK)
+		rc = out_advance(gb, gb->n);
+	if (rc == TP_OK)
+		rc = out_close(gb);
+	if (rc != TP_OK && gb->cur.p)
+		out_fail(&gb->cur, rc);
+	return rc;
+}
+
+static int mark_written(batch_ctx *bc, const char *seqs)
+{
+	const char *params[2] = { bc->target->name, seqs };
 	strbuf sql = { 0 };
 	int rc;
 
-	snprintf(seq, sizeof(seq), "%" PRIu64, p->seq);
 	strbuf_addf(&sql, "UPDATE %s.batch SET written = pg_catalog.now()"
-		    " WHERE target = $1 AND seq = $2", bc->schema);
-	rc = db_execp(bc->conn, "marking a batch written", sql.buf, 2, params);
+		    " WHERE target = $1 AND seq = ANY ($2::int8[])", bc->schema);
+	rc = db_execp(bc->conn, "marking batches written", sql.buf, 2, params);
 	strbuf_free(&sql);
 	return rc;
 }
 
-int batch_build(batch_ctx *bc, const batch_plan *p)
+int batch_build_group(batch_ctx *bc, const batch_plan *g, size_t n)
 {
-	char dir[PATH_MAX], tmp[PATH_MAX], final[PATH_MAX + 64], name[64];
+	group_build gb = { .bc = bc, .g = g, .n = n };
 	strbuf schemas = { 0 }, names = { 0 };
-	table_defs defs = { 0 };
-	int fd = -1, rc = TP_OK;
+	int rc;
 
-	snprintf(dir, sizeof(dir), "%s/outbox/%s", bc->cfg->spool, bc->target->name);
-	spool_batch_name(name, sizeof(name), p->seq, spool_batch_ext(bc->cfg->compression));
-	snprintf(final, sizeof(final), "%s/%s", dir, name);
-	if (spool_mkdirs(dir) == 0)
-		fc_clean_tmp(dir, "tp-batch");  /* what a killed run left; we hold the lock */
-	if ((fd = fc_tmpfile(dir, "tp-batch", tmp)) < 0) {
-		log_error("outbox %s: %s", dir, strerror(errno));
+	gb.enc.target = bc->target->name;
+	snprintf(gb.dir, sizeof(gb.dir), "%s/outbox/%s", bc->cfg->spool, bc->target->name);
+	if (spool_mkdirs(gb.dir) < 0) {
+		log_error("outbox %s: %s", gb.dir, strerror(errno));
 		return TP_EFAIL;
 	}
-	if (delta_tables(bc, p->lo, p->hi, &schemas, &names, &rc) < 0 ||
-	    (rc = defs_load(bc, schemas.buf, names.buf, &defs)) != TP_OK ||
-	    (rc = batch_write(bc, p, fd, &defs, schemas.buf, names.buf)) != TP_OK) {
-		close(fd);
-		unlink(tmp);
-	} else if (spool_commit(fd, tmp, final) < 0) {
-		log_error("batch %s/%" PRIu64 ": writing %s: %s", bc->target->name, p->seq,
-			  final, strerror(errno));
-		rc = TP_EFAIL;
-	} else {
-		rc = mark_written(bc, p);
-		log_info("target %s: wrote %s (%" PRId64 " events)", bc->target->name, final, p->events);
+	fc_clean_tmp(gb.dir, "tp-batch");      /* what a killed run left; we hold the lock */
+	rc = batch_key(bc->target, &gb.key);
+	if (rc == TP_OK && delta_tables(bc, g[0].lo, g[0].hi, &schemas, &names, &rc) >= 0 &&
+	    (rc = defs_load(bc, schemas.buf, names.buf, &gb.defs)) == TP_OK &&
+	    (rc = events_query(bc, g, n, schemas.buf, names.buf)) == TP_OK)
+		rc = group_stream(&gb);
+	/* Mark what reached the outbox, even when a later batch failed. */
+	if (gb.done.len) {
+		strbuf_addc(&gb.done, '}');
+		rc = tp_exit_worse(rc, mark_written(bc, gb.done.buf));
 	}
+	free(gb.key);
+	strbuf_free(&gb.done);
+	strbuf_free(&gb.enc.line);
+	strbuf_free(&gb.enc.store);
+	free(gb.enc.f);
 	strbuf_free(&schemas);
 	strbuf_free(&names);
-	defs_free(&defs);
+	defs_free(&gb.defs);
 	return rc;
 }

@@ -221,31 +221,50 @@ static int plan_target(batch_ctx *bc)
 	return rc;
 }
 
-/* Write every recorded batch whose file is not in the outbox yet. */
+static void plan_from_row(batch_plan *p, PGresult *res, int i)
+{
+	p->seq = strtoull(PQgetvalue(res, i, 0), NULL, 10);
+	p->lo = PQgetvalue(res, i, 1);
+	p->hi = PQgetvalue(res, i, 2);
+	p->ev_lo = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+	p->ev_hi = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+	p->events = strtoll(PQgetvalue(res, i, 5), NULL, 10);
+	p->created = PQgetvalue(res, i, 6);
+}
+
+/*
+ * Write every recorded batch whose file is not in the outbox yet, in
+ * groups of batches cut from one delta, each group in one pass.
+ */
 static int build_pending(batch_ctx *bc)
 {
 	const char *params[1] = { bc->target->name };
 	strbuf sql = { 0 };
 	PGresult *res;
-	int i, rc;
+	batch_plan *plans;
+	int i, start, n, rc;
 
 	strbuf_addf(&sql, "SELECT seq, lo::text, hi::text, ev_lo, ev_hi, events,"
 		    " pg_catalog.to_char(created AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 		    " FROM %s.batch WHERE target = $1 AND written IS NULL ORDER BY seq", bc->schema);
 	res = db_query(bc->conn, "reading planned batches", sql.buf, 1, params, &rc);
 	strbuf_free(&sql);
-	for (i = 0; res && i < PQntuples(res) && rc == TP_OK; i++) {
-		batch_plan p;
-
-		p.seq = strtoull(PQgetvalue(res, i, 0), NULL, 10);
-		p.lo = PQgetvalue(res, i, 1);
-		p.hi = PQgetvalue(res, i, 2);
-		p.ev_lo = strtoll(PQgetvalue(res, i, 3), NULL, 10);
-		p.ev_hi = strtoll(PQgetvalue(res, i, 4), NULL, 10);
-		p.events = strtoll(PQgetvalue(res, i, 5), NULL, 10);
-		p.created = PQgetvalue(res, i, 6);
-		rc = batch_build(bc, &p);
+	if (!res)
+		return rc;
+	n = PQntuples(res);
+	plans = xcalloc((size_t)n + 1, sizeof(*plans));
+	for (i = 0; i < n; i++)
+		plan_from_row(&plans[i], res, i);
+	for (start = 0, i = 1; i <= n && rc == TP_OK; i++) {
+		if (i < n && plans[i].seq == plans[i - 1].seq + 1 &&
+		    plans[i].ev_lo == plans[i - 1].ev_hi &&
+		    strcmp(plans[i].lo, plans[i - 1].lo) == 0 &&
+		    strcmp(plans[i].hi, plans[i - 1].hi) == 0)
+			continue;
+		rc = batch_build_group(bc, &plans[start], (size_t)(i - start));
+		start = i;
 	}
+	free(plans);
 	PQclear(res);
 	return rc;
 }

@@ -46,7 +46,12 @@ typedef struct batch_plan {
 int delta_tables(batch_ctx *bc, const char *lo, const char *hi,
 		 strbuf *schemas, strbuf *names, int *rc);
 
-/* Write one planned batch into the outbox and mark it written. Exit code. */
-int batch_build(batch_ctx *bc, const batch_plan *p);
+/*
+ * Write planned batches g[0..n) into the outbox and mark them written.
+ * They must come from one delta (same lo and hi) with adjoining ranges
+ * (g[i].ev_hi == g[i+1].ev_lo). A batch whose file is already in place
+ * (a killed run renamed it but did not mark it) is only marked. Exit code.
+ */
+int batch_build_group(batch_ctx *bc, const batch_plan *g, size_t n);
 
 #endif

@@ -185,34 +185,37 @@ typedef struct stream_ctx {
 	batch_limits lim;
 } stream_ctx;
 
-/* The name is queued or was sent already: identical is fine. */
+/*
+ * Is batch seq queued or sent already, under any extension? The very same
+ * file is fine (a re-run of the stream); anything else is a conflict.
+ */
 static int stream_existing(const stream_ctx *s, const char *tmp,
-			   const char *name, int *done)
+			   const char *name, uint64_t seq, int *done)
 {
+	static const char *const sub[] = { "", "sent/" };
+	static const char *const ext[] = { ".tar.zst", ".tar.gz", ".tar" };
 	char path[PATH_MAX];
-	const char *where[] = { "", "sent/" };
+	struct stat st;
 
 	*done = 0;
-	for (size_t i = 0; i < 2; i++) {
-		if (snprintf(path, sizeof path, "%s/%s%s", s->dir, where[i],
-			     name) >= (int)sizeof path)
-			return TP_EFAIL;
-		int same = fc_same_file(tmp, path);
-		if (same < 0 && errno == ENOENT)
-			continue;
-		if (same == 1) {
-			log_debug("target %s: batch %s already in the outbox",
-				  s->t->name, name);
-			*done = 1;
-			return TP_OK;
+	for (size_t i = 0; i < 2; i++)
+		for (size_t j = 0; j < 3; j++) {
+			int n = snprintf(path, sizeof path, "%s/%s%0*" PRIu64 "%s",
+					 s->dir, sub[i], SPOOL_SEQ_DIGITS, seq,
+					 ext[j]);
+			if (n < 0 || n >= (int)sizeof path || lstat(path, &st) < 0)
+				continue;
+			const char *base = strrchr(path, '/') + 1;
+			if (strcmp(base, name) == 0 && fc_same_file(tmp, path) == 1) {
+				log_debug("target %s: batch %s already in the "
+					  "outbox", s->t->name, name);
+				*done = 1;
+				return TP_OK;
+			}
+			log_error("stdin: batch %s conflicts with %s, which "
+				  "holds different bytes", name, path);
+			return TP_EDATA;
 		}
-		if (same == 0)
-			log_error("stdin: batch %s conflicts with %s, which holds "
-				  "different bytes", name, path);
-		else
-			log_error("stdin: could not compare with %s: %m", path);
-		return same == 0 ? TP_EDATA : TP_EFAIL;
-	}
 	return TP_OK;
 }
 
@@ -296,7 +299,7 @@ static int stream_entry(const stream_ctx *s, struct archive *a,
 	if (rc == TP_OK)
 		rc = stream_verify(s, tmp, name, seq);
 	if (rc == TP_OK)
-		rc = stream_existing(s, tmp, name, &done);
+		rc = stream_existing(s, tmp, name, seq, &done);
 	if (rc != TP_OK || done) {
 		close(fd);
 		unlink(tmp);
@@ -347,7 +350,9 @@ static struct archive *stream_open(int fd)
 		return NULL;
 	}
 	if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK) {
-		log_error("stdin: %s", archive_error_string(a));
+		/* Empty input lands here too: a failed producer, not "done". */
+		log_error("stdin: not a tar stream of batches: %s",
+			  archive_error_string(a));
 		archive_read_free(a);
 		return NULL;
 	}
@@ -398,7 +403,7 @@ int send_store_stream(const tp_config *cfg, const tp_target *t, int fd)
 	batch_limits_default(&s.lim, (uint64_t)cfg->max_batch_bytes);
 	struct archive *a = stream_open(fd);
 	if (!a)
-		return TP_EDATA;
+		return send_stop ? TP_ETEMP : TP_EDATA;
 	int rc = stream_loop(&s, a);
 	archive_read_free(a);
 	return rc;

@@ -1,6 +1,6 @@
 # drop_helper.bash - shared by tp-send.bats and tp-recv.bats: real batches
 # made once per suite by tp-install + tp-batch, a sender and a receiver node
-# per test, and hostile variants of batches crafted with python3.
+# per test, and hostile variants of batches crafted with tar and openssl.
 #
 # After drop_setup_file (in setup_file):
 #   $W/good/   0000000000000001..3.tar.zst  small signed batches, billing -> replica
@@ -120,9 +120,75 @@ seqname() {
 	printf '%016d%s' "$1" "${2:-.tar.zst}"
 }
 
-# craft MODE IN OUT [KEY]: a hostile variant of batch IN (see craft.py)
+# Hostile variants of a batch, made with GNU tar, zstd and openssl only.
+# Each keeps every other byte and the member order, so that only the
+# intended flaw is there. OUT is always an uncompressed tar.
+#   craft unsigned IN OUT      without manifest.sig
+#   craft forge IN OUT KEY     manifest.sig replaced by an HMAC made with KEY
+#   craft flip IN OUT          one byte of the first events member flipped
+#   craft dotdot [IN] OUT      a tar whose only member is "../x", or IN
+#                              with a "../x" member appended
+#   craft tarstream OUT F...   a tar stream of files F under their base names
 craft() {
-	python3 "$BATS_TEST_DIRNAME/craft.py" "$@"
+	local mode=$1
+	shift
+	"_craft_$mode" "$@"
+}
+
+_plain_tar() {
+	case $1 in
+	*.zst) zstd -qdc "$1" > "$2" ;;
+	*.gz) gzip -dc "$1" > "$2" ;;
+	*) cp "$1" "$2" ;;
+	esac
+}
+
+_craft_unsigned() {
+	_plain_tar "$1" "$2"
+	tar --delete -f "$2" manifest.sig
+}
+
+_craft_forge() {
+	local d sig
+	d=$(mktemp -d)
+	_plain_tar "$1" "$2"
+	tar -xf "$2" -C "$d" manifest.json
+	sig=$(openssl dgst -sha256 -hmac "$3" -r "$d/manifest.json" | cut -d' ' -f1)
+	printf '%s\n' "$sig" > "$d/manifest.sig"
+	tar --delete -f "$2" manifest.sig
+	tar -rf "$2" -C "$d" --owner=0 --group=0 --numeric-owner manifest.sig
+	rm -rf "$d"
+}
+
+_craft_flip() {
+	local block off byte
+	_plain_tar "$1" "$2"
+	# tar -R gives each member's header block; its data follows.
+	block=$(tar -tvRf "$2" | awk '/ events-/ { sub(":", "", $2); print $2; exit }')
+	off=$(( (block + 1) * 512 + 10 ))
+	byte=$(od -An -tu1 -j "$off" -N1 "$2" | tr -d ' ')
+	printf "\\$(printf '%03o' $((byte ^ 1)))" |
+		dd of="$2" bs=1 seek="$off" conv=notrunc status=none
+}
+
+_craft_dotdot() {
+	local d out=${2:-$1}
+	d=$(mktemp -d)
+	printf 'escaped\n' > "$d/x"
+	if [ $# -eq 2 ]; then          # a real batch with "../x" appended
+		_plain_tar "$1" "$out"
+		tar -P --transform 's,^x$,../x,' -C "$d" -rf "$out" x
+	else
+		tar -P --transform 's,^x$,../x,' -C "$d" -cf "$out" x
+	fi
+	rm -rf "$d"
+}
+
+_craft_tarstream() {
+	local out=$1 f args=()
+	shift
+	for f in "$@"; do args+=(-C "$(dirname "$f")" "$(basename "$f")"); done
+	tar -cf "$out" "${args[@]}"
 }
 
 # ls_names DIR: file names in DIR, one a line, sorted ("" when none)

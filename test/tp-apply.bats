@@ -5,6 +5,7 @@
 # kills and signals leave the target and its ledger consistent.
 
 load helper
+load drop_helper        # craft: hostile variants of a batch; seqname
 
 setup_file() {
 	tp_cluster_start
@@ -87,11 +88,7 @@ same() {
 }
 
 ledger() {
-	tp_psql "$DST" "SELECT seq FROM teleport.applied WHERE source = 'src'"
-}
-
-seqname() {
-	printf '%016d.tar.zst' "$1"
+	tp_psql "$DST" "SELECT coalesce(max(seq), 0) FROM teleport.applied WHERE source = 'src'"
 }
 
 @test "nothing to do: exit 0, silent" {
@@ -120,7 +117,7 @@ seqname() {
 	[ -f "$INBOX/applied/$(seqname 1)" ]
 	[ ! -e "$INBOX/$(seqname 1)" ]
 	run -0 tp_psql "$DST" "SELECT source, seq, kind, events, length(digest) FROM teleport.apply_log"
-	assert_output "src|1|rows|55|64"
+	assert_output "src|1|rows|73|64"
 	# and again: nothing to do
 	run -0 tp-apply -c "$W/dst.ini"
 	assert_output ""
@@ -146,7 +143,7 @@ seqname() {
 		 '192.168.1.5/24', '10.0.0.0/8', '08:00:2b:01:02:03', '[1,10)', '[2024-01-01,infinity)',
 		 '(,5.5]', 'happy', ROW(7, 'a \"quoted\", (paren)'), 42, true, 'NaN', '-Infinity',
 		 B'10110', '(1.5,-2)', '<a x=\"1\">t&amp;</a>', E'multi\nline\ttab\\\\ \r cr ü €'),
-		(2, '-0.000000000000000000001', 'Infinity', '0', '\\x', '{}', '{{a,b},{c,d}}',
+		(2, '-0.000000000000000000001', '0.00000000000000000001', '0', '\\x', '{}', '{{a,b},{c,d}}',
 		 '\"\"', '[]', 'infinity', '-infinity', '0', 'infinity', '00:00', '00:00+00',
 		 '00000000-0000-0000-0000-000000000000', '::1', '::/0', 'ff:ff:ff:ff:ff:ff', 'empty',
 		 'empty', '[-1e-20,1e20]', 'sad', ROW(NULL, NULL), 1, false, 3.4028235e38,
@@ -159,7 +156,7 @@ seqname() {
 		SELECT 4, string_agg(md5(g::text), E'\\t'), '{1,NULL,3}' FROM generate_series(1, 40000) g"
 	tp_psql "$SRC" "UPDATE public.types SET big = big || E'\\\\\\n', n = n + 1 WHERE id = 4" \
 		"UPDATE public.types SET c = ROW(8, NULL), e = 'ok', ia = '[-2:-1]={5,6}' WHERE id = 1" \
-		"UPDATE public.types SET id = 5 WHERE id = 2"
+		"UPDATE public.types SET id = 5, n = '-Infinity' WHERE id = 2"
 	ship
 	run -0 tp-apply -c "$W/dst.ini"
 	assert_output ""
@@ -252,7 +249,7 @@ v1"
 		"UPDATE public.t SET v = 'secret-changed' WHERE id = 2"
 	ship
 	run -1 tp-apply -c "$W/dst.ini"
-	assert_output 'tp-apply: error: batch src/2 line 2: UPDATE "public"."t" matched no row (target diverged)'
+	assert_output 'tp-apply: error: batch src/2 line 3: UPDATE "public"."t" matched no row (target diverged)'
 	refute_output --partial secret
 	run -0 ledger
 	assert_output 1
@@ -411,19 +408,19 @@ v1"
 	tp_psql "$SRC" "INSERT INTO public.t SELECT generate_series(1, 100)"
 	tp-batch -c "$W/src.ini"
 	mkdir -p "$INBOX"
-	python3 "$BATS_TEST_DIRNAME/craft.py" flip "$OUTBOX/$(seqname 1)" "$INBOX/$(seqname 1)"
+	craft flip "$OUTBOX/$(seqname 1)" "$INBOX/$(seqname 1 .tar)"
 	run -65 tp-apply -c "$W/dst.ini"
 	assert_output --partial "bad batch"
 	assert_output --partial "quarantine"
-	[ ! -e "$INBOX/$(seqname 1)" ]
-	ls "$W/dspool/quarantine/"*"$(seqname 1)"
-	ls "$W/dspool/quarantine/"*"$(seqname 1).why"
+	[ ! -e "$INBOX/$(seqname 1 .tar)" ]
+	ls "$W/dspool/quarantine/"*"$(seqname 1 .tar)"
+	ls "$W/dspool/quarantine/"*"$(seqname 1 .tar).why"
 	run -0 tp_psql "$DST" "SELECT count(*) FROM public.t"
 	assert_output 0
 	run -0 ledger
 	assert_output 0
 	# signed with another token: refused the same way
-	python3 "$BATS_TEST_DIRNAME/craft.py" forge "$OUTBOX/$(seqname 1)" "$INBOX/$(seqname 1)" wrong-token
+	craft forge "$OUTBOX/$(seqname 1)" "$INBOX/$(seqname 1 .tar)" wrong-token
 	run -65 tp-apply -c "$W/dst.ini"
 	assert_output --partial "bad batch"
 	run -0 tp_psql "$DST" "SELECT count(*) FROM public.t"
@@ -431,6 +428,27 @@ v1"
 	cp "$OUTBOX/$(seqname 1)" "$INBOX/"
 	run -0 tp-apply -c "$W/dst.ini"
 	same public.t id
+}
+
+@test "a damaged value that fails in SQL before the digest check: still 65 and quarantined" {
+	both "CREATE TABLE public.t (id int PRIMARY KEY, v int)"
+	install
+	# more rows than the reader's first chunk: the bad value comes first
+	tp_psql "$SRC" "BEGIN; INSERT INTO public.t VALUES (1, 5); UPDATE public.t SET v = 6;
+		INSERT INTO public.t SELECT g, 0 FROM generate_series(2, 100000) g; COMMIT"
+	tp-batch -c "$W/src.ini"
+	local d=$W/unpacked
+	mkdir -p "$d" "$INBOX"
+	zstd -qdc "$OUTBOX/$(seqname 1)" | tar -xf - -C "$d"
+	sed -i 's/^U\t1\t1\t1\t6$/U\t1\t1\t1\tX/' "$d/events-000001.tsv"
+	grep -q X "$d/events-000001.tsv"
+	tar -cf "$INBOX/$(seqname 1 .tar)" -C "$d" header.json events-000001.tsv manifest.json manifest.sig
+	run -65 tp-apply -c "$W/dst.ini"
+	assert_line --partial "22P02"
+	assert_line --partial "bad batch"
+	[ ! -e "$INBOX/$(seqname 1 .tar)" ]
+	run -0 ledger
+	assert_output 0
 }
 
 @test "a batch for another node or source is refused" {

@@ -153,6 +153,12 @@ applied"
 	refused "billing.$(seqname 1 .tar)" "signature"
 }
 
+@test "the forging is otherwise sound: signed with the right token passes" {
+	craft forge "$W/good/$(seqname 1)" "$DROP/billing.$(seqname 1 .tar)" the-shared-token
+	run -0 tp-recv -c "$RECV_INI" --from "$DROP"
+	[ -f "$INBOX/$(seqname 1 .tar)" ]
+}
+
 @test "unsigned while a token is configured: refused, quarantined" {
 	craft unsigned "$W/good/$(seqname 1)" "$DROP/billing.$(seqname 1 .tar)"
 	refused "billing.$(seqname 1 .tar)" "not signed"
@@ -190,6 +196,8 @@ applied"
 @test "a tar with a ../x member: refused, quarantined, nothing extracted" {
 	craft dotdot "$DROP/billing.$(seqname 1 .tar)"
 	refused "billing.$(seqname 1 .tar)" ""
+	craft dotdot "$W/good/$(seqname 2)" "$DROP/billing.$(seqname 2 .tar)"
+	refused "billing.$(seqname 2 .tar)" ""
 	[ ! -e "$DST/x" ] && [ ! -e "$DST/inbox/x" ] && [ ! -e "$T/x" ]
 }
 

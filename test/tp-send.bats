@@ -197,6 +197,16 @@ billing.0000000000000002.tar.zst"
 	assert_output "$(ls_names "$W/good")"
 }
 
+@test "stdin: another batch under a number already sent is a conflict (65)" {
+	queue "$W/good"
+	tp-send -c "$SEND_INI"
+	mkdir "$T/s" && zstd -qdc "$W/good/$(seqname 2)" > "$T/s/$(seqname 2 .tar)"
+	(cd "$T/s" && tar -cf "$T/other.tar" "$(seqname 2 .tar)")
+	run -65 tp-send -c "$SEND_INI" --target replica - < "$T/other.tar"
+	assert_output --partial "conflicts with $OUTBOX/sent/0000000000000002.tar.zst"
+	[ ! -e "$OUTBOX/$(seqname 2 .tar)" ]
+}
+
 @test "stdin: an entry that is not a batch name is refused with 65" {
 	mkdir "$T/s" && cp "$W/good/$(seqname 1)" "$T/s/notes.txt"
 	(cd "$T/s" && tar -cf "$T/bad.tar" notes.txt)
@@ -258,6 +268,27 @@ billing.0000000000000002.tar.zst"
 	craft tarstream "$T/stream.tar" "$W/good/$(seqname 1)"
 	run -65 tp-send -c "$SEND_INI" --target replica - < "$T/stream.tar"
 	assert_output --partial "larger than max_batch_bytes"
+}
+
+@test "stdin: empty input is refused with 65, an empty tar is nothing to do" {
+	run -65 tp-send -c "$SEND_INI" --target replica - < /dev/null
+	assert_output --partial "stdin: not a tar stream of batches"
+	tar -cf "$T/empty.tar" -T /dev/null
+	run -0 tp-send -c "$SEND_INI" --target replica - < "$T/empty.tar"
+	assert_output ""
+}
+
+@test "SIGTERM while waiting for stdin: exit 75, nothing half-stored" {
+	craft tarstream "$T/stream.tar" "$W/good/$(seqname 1)"
+	{ sleep 1; cat "$T/stream.tar"; } | tp-send -c "$SEND_INI" --target replica - 3>&- &
+	local pid=$!
+	sleep 0.3
+	kill -TERM "$pid"
+	local status=0
+	wait "$pid" || status=$?
+	assert_equal "$status" 75
+	run -0 bash -c "ls -A '$OUTBOX' | grep -v '^sent$' || true"
+	assert_output ""
 }
 
 @test "stdin: needs --target, and refuses a terminal" {
