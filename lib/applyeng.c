@@ -274,9 +274,10 @@ static int pipe_flush(apply_engine *e)
 	rc = pipe_sync(e, 0);
 	while (e->syncs > 0)            /* after a failure: still read the rest */
 		rc = drain_one_sync(e, rc);
-	if (!PQexitPipelineMode(e->conn) && rc == TP_OK)
+	if (PQexitPipelineMode(e->conn))
+		e->in_pipeline = false;     /* else engine_abort tries again */
+	else if (rc == TP_OK)
 		rc = apply_report(NULL, e->conn, "leaving pipeline mode");
-	e->in_pipeline = false;
 	return rc;
 }
 
