@@ -25,7 +25,7 @@ TP_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
 ALL_CFLAGS = $(TP_CFLAGS) $(CFLAGS) $(SAN_CFLAGS)
 ALL_LDFLAGS = $(LDFLAGS) $(SAN_CFLAGS)
 
-COMMANDS = tp-install tp-batch tp-send tp-recv tp-apply
+COMMANDS = tp-install tp-batch tp-send tp-recv tp-apply tp-vacuum tp-status
 LIB_SRC = $(wildcard lib/*.c)
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sqlfiles.o
 CMD_BIN = $(COMMANDS:%=$(BUILD)/bin/%)

@@ -22,6 +22,9 @@ int cli_common(tp_cli *cli, int opt, const char *usage)
 	case 'h':
 		fputs(usage, stdout);
 		return TP_OK;
+	case CLI_OPT_SYSLOG:
+		cli->syslog = 1;
+		return -1;
 	case 'V':
 		printf("%s %s\n", log_progname(), TP_VERSION);
 		return TP_OK;
@@ -37,10 +40,14 @@ int cli_load_config(const tp_cli *cli, tp_config **cfg)
 	char err[1024];
 
 	log_set_level(cli->verbosity);
+	if (cli->syslog)
+		log_syslog();
 	*cfg = config_load(config_path(cli->config_flag), err, sizeof err);
 	if (!*cfg) {
 		log_error("%s", err);
 		return TP_ECONFIG;
 	}
+	if ((*cfg)->log_syslog)
+		log_syslog();
 	return TP_OK;
 }

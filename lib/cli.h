@@ -12,7 +12,11 @@
 typedef struct tp_cli {
 	const char *config_flag;   /* -c value or NULL */
 	int verbosity;             /* LOG_WARN by default */
+	int syslog;                /* --syslog: also log to syslog(3) */
 } tp_cli;
+
+/* getopt value of --syslog: long only, clear of the commands' own values. */
+#define CLI_OPT_SYSLOG 0x200
 
 #define CLI_COMMON_SHORT "c:vqhV"
 #define CLI_COMMON_LONG \
@@ -20,7 +24,8 @@ typedef struct tp_cli {
 	{ "verbose", no_argument, NULL, 'v' }, \
 	{ "quiet", no_argument, NULL, 'q' }, \
 	{ "help", no_argument, NULL, 'h' }, \
-	{ "version", no_argument, NULL, 'V' }
+	{ "version", no_argument, NULL, 'V' }, \
+	{ "syslog", no_argument, NULL, CLI_OPT_SYSLOG }
 
 /*
  * Handle a shared option. Returns -1 when the option was handled and the
@@ -30,7 +35,10 @@ typedef struct tp_cli {
  */
 int cli_common(tp_cli *cli, int opt, const char *usage);
 
-/* After option parsing: set log level, load the config (exit 78 on error). */
+/*
+ * After option parsing: set log level, load the config (exit 78 on error),
+ * and start logging to syslog too when --syslog or [node] log = syslog.
+ */
 int cli_load_config(const tp_cli *cli, tp_config **cfg);
 
 #endif

@@ -42,7 +42,8 @@ _Static_assert(offsetof(tp_target, ntables) == offsetof(tp_target, tables) + siz
 
 enum sec { SEC_NONE, SEC_NODE, SEC_TARGET, SEC_SOURCE };
 enum vtype { V_NAME, V_STR, V_IDENT, V_ABSPATH, V_ENDPOINT, V_DDL,
-	V_COMPRESSION, V_DURATION, V_SIZE, V_COUNT, V_GLOBS };
+	V_COMPRESSION, V_DURATION, V_TIMEOUT, V_SIZE, V_COUNT, V_COUNT0,
+	V_PROXY, V_GLOBS, V_LOG };
 
 /* Every key the file may hold; off is the field's offset in its struct. */
 static const struct key {
@@ -60,6 +61,9 @@ static const struct key {
 	{ SEC_NODE, "compression", V_COMPRESSION, offsetof(tp_config, compression), false },
 	{ SEC_NODE, "retention", V_DURATION, offsetof(tp_config, retention), false },
 	{ SEC_NODE, "max_batch_bytes", V_SIZE, offsetof(tp_config, max_batch_bytes), false },
+	{ SEC_NODE, "log", V_LOG, offsetof(tp_config, log_syslog), false },
+	{ SEC_NODE, "max_lag", V_TIMEOUT, offsetof(tp_config, max_lag), false },
+	{ SEC_NODE, "rotate_interval", V_DURATION, offsetof(tp_config, rotate_interval), false },
 	{ SEC_TARGET, "tables", V_GLOBS, offsetof(tp_target, tables), true },
 	{ SEC_TARGET, "exclude", V_GLOBS, offsetof(tp_target, exclude), false },
 	{ SEC_TARGET, "apply_schema", V_IDENT, offsetof(tp_target, apply_schema), false },
@@ -67,6 +71,14 @@ static const struct key {
 	{ SEC_TARGET, "token_file", V_STR, offsetof(tp_target, token_file), false },
 	{ SEC_TARGET, "batch_max_events", V_COUNT, offsetof(tp_target, batch_max_events), false },
 	{ SEC_TARGET, "batch_max_bytes", V_SIZE, offsetof(tp_target, batch_max_bytes), false },
+	{ SEC_TARGET, "connect_timeout", V_TIMEOUT, offsetof(tp_target, connect_timeout), false },
+	{ SEC_TARGET, "timeout", V_TIMEOUT, offsetof(tp_target, timeout), false },
+	{ SEC_TARGET, "retries", V_COUNT0, offsetof(tp_target, retries), false },
+	{ SEC_TARGET, "retry_delay", V_DURATION, offsetof(tp_target, retry_delay), false },
+	{ SEC_TARGET, "ca_file", V_STR, offsetof(tp_target, ca_file), false },
+	{ SEC_TARGET, "client_cert", V_STR, offsetof(tp_target, client_cert), false },
+	{ SEC_TARGET, "client_key", V_STR, offsetof(tp_target, client_key), false },
+	{ SEC_TARGET, "proxy", V_PROXY, offsetof(tp_target, proxy), false },
 	{ SEC_SOURCE, "token_file", V_STR, offsetof(tp_source, token_file), false },
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -375,6 +387,12 @@ static int set_value(struct parse *p, const struct key *k, const char *v)
 				    "(like 90, 45s, 30m, 12h, 7d, 2w)", v);
 		*num = n;
 		return 1;
+	case V_TIMEOUT:
+		if ((n = parse_duration(v)) <= 0)
+			return fail(p, p->line, k->name, "\"%s\" is not a positive duration "
+				    "(like 90, 45s, 30m, 1h)", v);
+		*num = n;
+		return 1;
 	case V_SIZE:
 		if ((n = parse_size(v)) <= 0)
 			return fail(p, p->line, k->name, "\"%s\" is not a positive size "
@@ -385,6 +403,24 @@ static int set_value(struct parse *p, const struct key *k, const char *v)
 		if ((n = parse_count(v)) <= 0)
 			return fail(p, p->line, k->name, "\"%s\" is not a positive whole number", v);
 		*num = n;
+		return 1;
+	case V_COUNT0:
+		if ((n = parse_count(v)) < 0 || n > 100)
+			return fail(p, p->line, k->name, "\"%s\" is not a whole number "
+				    "from 0 to 100", v);
+		*num = n;
+		return 1;
+	case V_PROXY:
+		/* "none": no proxy, whatever the environment says */
+		if (!*v)
+			return fail(p, p->line, k->name, "empty value (say none for no proxy)");
+		if (!strcmp(v, "none"))
+			v = "";
+		break;
+	case V_LOG:
+		if (strcmp(v, "stderr") && strcmp(v, "syslog"))
+			return fail(p, p->line, k->name, "\"%s\" is not stderr or syslog", v);
+		*(bool *)field = !strcmp(v, "syslog");
 		return 1;
 	case V_GLOBS:
 		/* the count follows the array in tp_target */
@@ -423,7 +459,9 @@ static int enter_named(struct parse *p, enum sec sec, const char *kind, const ch
 		c->targets = xrealloc(c->targets, (c->ntargets + 1) * sizeof *c->targets);
 		tp_target *t = &c->targets[c->ntargets++];
 		*t = (tp_target){ .name = xstrdup(name), .line = p->line,
-				  .batch_max_events = 10000, .batch_max_bytes = 64L << 20 };
+				  .batch_max_events = 10000, .batch_max_bytes = 64L << 20,
+				  .connect_timeout = 10, .timeout = 600, .retries = 3,
+				  .retry_delay = 1 };
 		p->obj = t;
 	} else {
 		const tp_source *old = config_source(c, name);
@@ -548,6 +586,8 @@ static tp_config *config_new(const char *path)
 	c->compression = TP_COMPRESS_ZSTD;
 	c->retention = 7 * 86400;
 	c->max_batch_bytes = 1L << 30;
+	c->max_lag = 600;
+	c->rotate_interval = -1;
 	return c;
 }
 
@@ -606,6 +646,10 @@ void config_free(tp_config *c)
 		free(t->apply_schema);
 		free(t->endpoint);
 		free(t->token_file);
+		free(t->ca_file);
+		free(t->client_cert);
+		free(t->client_key);
+		free(t->proxy);
 	}
 	for (size_t i = 0; i < c->nsources; i++) {
 		free(c->sources[i].name);

@@ -25,6 +25,15 @@ typedef struct tp_target {
 	char *token_file;       /* NULL: unsigned batches */
 	long batch_max_events;  /* default 10000 */
 	long batch_max_bytes;   /* default 64 MiB of captured row text */
+	/* http(s) endpoints only (send_http.c): */
+	long connect_timeout;   /* seconds; default 10 */
+	long timeout;           /* seconds one request may take; default 600 */
+	long retries;           /* retries of a transient failure; default 3 */
+	long retry_delay;       /* seconds before the first retry, doubling; default 1 */
+	char *ca_file;          /* NULL: the system's CA store */
+	char *client_cert;      /* PEM client certificate, or NULL */
+	char *client_key;       /* its key, or NULL (then in client_cert) */
+	char *proxy;            /* NULL: libcurl's *_proxy variables; "" none */
 	int line;               /* line of the section header, for messages */
 } tp_target;
 
@@ -44,6 +53,9 @@ typedef struct tp_config {
 	enum tp_compression compression;  /* default zstd */
 	long retention;         /* seconds; default 7d */
 	long max_batch_bytes;   /* [node] max_batch_bytes: biggest batch file accepted; default 1 GiB */
+	bool log_syslog;        /* [node] log = syslog: also log to syslog(3); default stderr only */
+	long max_lag;           /* [node] max_lag: tp-status exits 1 beyond it; default 10m */
+	long rotate_interval;   /* [node] rotate_interval: event table rotation; -1: derived from retention */
 	tp_target *targets;
 	size_t ntargets;
 	tp_source *sources;

@@ -313,16 +313,22 @@ int install_run(PGconn *conn, const tp_config *cfg, bool dry_run)
 	return rc;
 }
 
+/*
+ * Drop our triggers and objects in one transaction; sql/uninstall.sql ends
+ * with a DROP SCHEMA without CASCADE, so a foreign object in the schema
+ * rolls everything back instead of being dropped with it.
+ */
 int install_remove(PGconn *conn, const tp_config *cfg, bool dry_run)
 {
 	installer in;
 	PGresult *tables = NULL;
 	int rc = installer_init(&in, conn, cfg, dry_run);
 	int i;
-	strbuf sql = { 0 };
 
 	if (rc == TP_OK)
 		tables = list_tables(&in, &rc);
+	if (rc == TP_OK)
+		rc = step(&in, "starting a transaction", "BEGIN", 0, NULL);
 	for (i = 0; tables && i < PQntuples(tables) && rc == TP_OK; i++) {
 		const char *s = PQgetvalue(tables, i, 0), *t = PQgetvalue(tables, i, 1);
 
@@ -331,11 +337,15 @@ int install_remove(PGconn *conn, const tp_config *cfg, bool dry_run)
 		if (rc == TP_OK && *PQgetvalue(tables, i, 4) == 't')
 			rc = trigger_sql(&in, s, t, false, false);
 	}
-	if (rc == TP_OK) {
-		strbuf_addf(&sql, "DROP SCHEMA IF EXISTS %s CASCADE", in.schema);
-		rc = step(&in, "dropping the schema", sql.buf, 0, NULL);
-	}
-	strbuf_free(&sql);
+	if (rc == TP_OK)
+		rc = step_file(&in, "uninstall.sql");
+	if (rc == TP_OK)
+		rc = step(&in, "committing", "COMMIT", 0, NULL);
+	else if (!dry_run)
+		db_exec(conn, "rolling back", "ROLLBACK");
+	if (rc != TP_OK && !dry_run)
+		log_hint("nothing was removed; objects teleport did not create must leave schema %s first",
+			 in.schema);
 	PQclear(tables);
 	installer_done(&in);
 	return rc;

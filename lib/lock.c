@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lock.h"
@@ -19,7 +20,29 @@
 #include "spool.h"
 #include "tp.h"
 
+/* flock, retrying every 50 ms for up to wait_s seconds; 0 or -1/errno. */
+static int lock_poll(int fd, unsigned wait_s)
+{
+	const struct timespec nap = { 0, 50 * 1000 * 1000 };
+	unsigned long naps = wait_s * 20UL;
+
+	for (;;) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK || naps-- == 0)
+			return -1;
+		nanosleep(&nap, NULL);
+	}
+}
+
 int lock_stage(const char *spool, const char *stage)
+{
+	return lock_stage_wait(spool, stage, 0);
+}
+
+int lock_stage_wait(const char *spool, const char *stage, unsigned wait_s)
 {
 	char dir[PATH_MAX], file[PATH_MAX];
 
@@ -37,9 +60,7 @@ int lock_stage(const char *spool, const char *stage)
 		log_error("cannot open lock %s: %m", file);
 		return TP_EFAIL;
 	}
-	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno == EINTR)
-			continue;
+	if (lock_poll(fd, wait_s) < 0) {
 		int busy = errno == EWOULDBLOCK;
 		if (busy)
 			log_error("another %s is running (lock %s)", stage, file);

@@ -14,4 +14,12 @@
  */
 int lock_stage(const char *spool, const char *stage);
 
+/*
+ * The same, but while another run holds the lock, wait for it up to
+ * wait_s seconds (polling) before giving up with TP_ETEMP. For runs that
+ * serve one request and should queue behind a sibling, not fail
+ * (tp-recv --inetd and --cgi).
+ */
+int lock_stage_wait(const char *spool, const char *stage, unsigned wait_s);
+
 #endif

@@ -14,9 +14,25 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "logsys.h"
 
 static char progname[64] = "teleport";
 static int level = LOG_WARN;
+/* The last error line, for the outcome record tp-status reads. */
+static char last_error[512];
+static int use_syslog;
+
+const char *log_last_error(void)
+{
+	return last_error;
+}
+
+void log_syslog(void)
+{
+	if (!use_syslog)
+		logsys_open(progname);
+	use_syslog = 1;
+}
 
 void log_init(const char *name)
 {
@@ -77,6 +93,10 @@ static void vlog(int l, const char *tag, const char *fmt, va_list ap)
 	}
 	va_end(ap2);
 	flatten(line + pre);
+	if (l == LOG_ERROR && strcmp(tag, "error") == 0)
+		snprintf(last_error, sizeof last_error, "%s", line + pre);
+	if (use_syslog)
+		logsys_send(l, line + strlen(progname) + 2);    /* "error: ..." */
 	strcat(line, "\n");
 	/* One write per line; a short write to stderr is not worth a retry loop. */
 	ssize_t w = write(STDERR_FILENO, line, strlen(line));

@@ -21,4 +21,9 @@ void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "tp-x: hint: ..." printed after an error, at the error's level. */
 void log_hint(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The message of the last error logged (without prefix), or "". */
+const char *log_last_error(void);
+/* From now on also send every line to syslog(3) (--syslog, log = syslog). */
+void log_syslog(void);
+
 #endif

@@ -116,6 +116,22 @@ static int source_key(recv_ctx *r, const tp_source *s, const char **key,
 	return TP_OK;
 }
 
+const tp_config *recv_config(const recv_ctx *r)
+{
+	return r->cfg;
+}
+
+int recv_source_token(recv_ctx *r, const char *source, const char **token,
+		      char *why, size_t len)
+{
+	const tp_source *s = config_source(r->cfg, source);
+
+	*token = NULL;
+	if (!s)
+		return recv_check_source(r, source, why, len);
+	return source_key(r, s, token, why, len);
+}
+
 /* The header must name this node, the claimed source and number. */
 static int check_header(const recv_ctx *r, const batch_header *h,
 			const char *source, uint64_t seq, char *why, size_t len)

@@ -2,7 +2,7 @@
  * recv.h - tp-recv: verify incoming batches and store them in the inbox,
  * <spool>/inbox/<source>/<seq16><ext>, where tp-apply takes them.
  *
- * Every way in (a drop folder today, HTTP later) ends the same: the bytes
+ * Every way in (a drop folder, HTTP: recv_http.h) ends the same: the bytes
  * sit in a temporary file, recv_store_file() verifies them (known source,
  * digests, signature with the source's token, header naming this node and
  * the claimed source and number) and renames them into the inbox. A batch
@@ -22,6 +22,18 @@ typedef struct recv_ctx recv_ctx;
 /* Per-run state: limits, tokens read once per source. */
 recv_ctx *recv_new(const tp_config *cfg);
 void recv_free(recv_ctx *r);
+
+/* The config r was made with. */
+const tp_config *recv_config(const recv_ctx *r);
+
+/*
+ * The token of [source NAME] (read once, kept): *token is NULL when the
+ * source has no token_file. TP_OK; TP_EDATA when source is not one this
+ * node accepts; TP_ECONFIG when its token_file cannot be read (logged).
+ * why is filled on failure.
+ */
+int recv_source_token(recv_ctx *r, const char *source, const char **token,
+		      char *why, size_t len);
 
 /* What recv_store_file did with a good batch. */
 enum recv_stored { RECV_NEW, RECV_DUPLICATE };

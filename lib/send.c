@@ -35,12 +35,11 @@ send_transport *send_transport_new(const tp_target *t, int *rc)
 
 	if (strncmp(e, "dir:", 4) == 0 && e[4] != '\0')
 		return send_dir_new(e + 4);
-	if (strncmp(e, "http://", 7) == 0 || strncmp(e, "https://", 8) == 0)
-		log_error("target %s: http endpoints are not supported yet",
-			  t->name);
-	else
-		log_error("target %s: endpoint \"%s\": want dir:PATH or "
-			  "http(s)://HOST/", t->name, e);
+	if ((strncmp(e, "http://", 7) == 0 && e[7]) ||
+	    (strncmp(e, "https://", 8) == 0 && e[8]))
+		return send_http_new(t, rc);
+	log_error("target %s: endpoint \"%s\": want dir:PATH or "
+		  "http(s)://HOST/", t->name, e);
 	*rc = TP_ECONFIG;
 	return NULL;
 }

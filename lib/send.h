@@ -8,7 +8,7 @@
  * take an identical re-send as a duplicate: nothing is lost or doubled.
  *
  * How a batch travels is a transport, chosen by the endpoint's scheme:
- * "dir:PATH" (send_dir.c) today, "http(s)://" later. Each transport
+ * "dir:PATH" (send_dir.c) or "http(s)://" (send_http.c). Each transport
  * implements deliver(); the queue logic here is shared.
  */
 #ifndef TP_SEND_H
@@ -50,6 +50,12 @@ void send_transport_free(send_transport *t);
 
 /* "dir:PATH" transport: copy to PATH/<source>.<seq16><ext>. */
 send_transport *send_dir_new(const char *path);
+
+/*
+ * "http://" and "https://" transport: POST to <endpoint>/v1/batches/...;
+ * NULL with *rc set and an error logged (token_file unreadable: 78).
+ */
+send_transport *send_http_new(const tp_target *t, int *rc);
 
 /*
  * Ship every target's outbox, or only target `only` when non-NULL (an

@@ -181,6 +181,13 @@ static bool parse_name(const char *name, bool with_source, uint64_t *seq, size_t
 	return false;
 }
 
+bool spool_parse_name(const char *name, uint64_t *seq)
+{
+	size_t srclen;
+
+	return parse_name(name, false, seq, &srclen);
+}
+
 static int entry_cmp(const void *a, const void *b)
 {
 	const spool_entry *x = a, *y = b;

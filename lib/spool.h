@@ -59,6 +59,9 @@ typedef struct spool_entry {
 int spool_list(const char *dir, bool with_source, spool_entry **out, size_t *n);
 void spool_list_free(spool_entry *list, size_t n);
 
+/* Is name a batch file name "<16 digits><ext>"? Its number into *seq. */
+bool spool_parse_name(const char *name, uint64_t *seq);
+
 /* Extension for a compression setting: ".tar.zst", ".tar.gz", ".tar". */
 const char *spool_batch_ext(int compression);
 

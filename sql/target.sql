@@ -21,3 +21,8 @@ CREATE TABLE IF NOT EXISTS @schema@.apply_log (
     applied_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     PRIMARY KEY (source, seq)
 );
+
+-- When the batch was cut on the source (its header's "created"), so that
+-- tp-status can tell the lag from source to target. NULL where tp-apply
+-- did not record it; tp-status then reads the applied file's header.
+ALTER TABLE @schema@.apply_log ADD COLUMN IF NOT EXISTS batch_created timestamptz;

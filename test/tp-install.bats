@@ -152,3 +152,22 @@ other.c:teleport_truncate"
 	run -0 tp_psql "$DB" "SELECT count(*) FROM public.a"
 	assert_output 0
 }
+
+@test "uninstall refuses, changing nothing, when the schema holds objects teleport did not create" {
+	run -0 tp-install -c "$CFG"
+	# "$user" comes first in the default search_path: the role named
+	# teleport creates its own table in the capture schema by accident
+	tp_psql "$DB" "CREATE TABLE mine (id int)"
+	run -0 tp_psql "$DB" "SELECT relnamespace::regnamespace FROM pg_class WHERE relname = 'mine'"
+	assert_output "teleport"
+	run -1 tp-install -c "$CFG" --uninstall
+	assert_output --partial "cannot drop schema"
+	assert_output --partial "nothing was removed"
+	run -0 triggers
+	assert_output --partial "a:teleport_capture"
+	run -0 tp_psql "$DB" "SELECT count(*) FROM teleport.mine"
+	tp_psql "$DB" "DROP TABLE teleport.mine"
+	run -0 tp-install -c "$CFG" --uninstall
+	run -0 triggers
+	assert_output ""
+}

@@ -61,10 +61,11 @@ ok=0
 cleanup() {
 	local st=$? p c
 	trap - EXIT INT TERM HUP
+	((st != 130 && st != 143)) || echo "demo: interrupted" >&2
 	for p in "${clients[@]}"; do kill "$p" 2> /dev/null || true; done
 	for p in "${clients[@]}"; do wait "$p" 2> /dev/null || true; done
 	if ((st != 0 && !ok)) && [[ -d $tmp ]]; then
-		for c in "$tmp"/*.err; do
+		for c in "$tmp"/tp-*.err; do
 			[[ -s $c ]] || continue
 			printf '%s--- %s (last lines)%s\n' "$d" "${c##*/}" "$n" >&2
 			tail -n 15 "$c" >&2
@@ -148,8 +149,8 @@ src < "$here/schema.sql"
 "$PGBIN/pg_dump" -h "$tmp/src" -U teleport -d shop --schema-only |
 	dst > /dev/null
 src < "$here/workload.sql"
-printf '    %s\n' $(src "SELECT string_agg(c.oid::regclass::text, ' ' ORDER BY c.relname)
-	FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'")
+printf '    tables: %s\n' "$(src "SELECT string_agg(format('%I.%I', 'public', c.relname), ', ' ORDER BY c.relname)
+	FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'")"
 
 say "Writing src.ini and dst.ini, running tp-install on both"
 drop=$tmp/drop
@@ -177,7 +178,7 @@ spool    = $tmp/spool-dst
 [source shop]
 token_file = $tmp/replica.token
 EOF
-sed 's/^/    /' "$tmp/src.ini"
+sed 's/^./    &/' "$tmp/src.ini"
 run_cmd tp-install -c "$tmp/src.ini"
 run_cmd tp-install -c "$tmp/dst.ini"
 
@@ -268,7 +269,8 @@ BEGIN
          WHERE i.indrelid = t AND i.indisprimary;
         EXECUTE format('SELECT count(*), md5(coalesce(string_agg(x::text, E''\n'' ORDER BY %s), '''')) FROM %s x', k, t)
            INTO n, m;
-        INSERT INTO sums VALUES (t::text, n, m);
+        INSERT INTO sums SELECT format('%I.%I', nspname, relname), n, m
+          FROM pg_class JOIN pg_namespace ON pg_namespace.oid = relnamespace WHERE pg_class.oid = t;
     END LOOP;
 END $$;
 SELECT tab || '|' || n || '|' || md5 FROM sums ORDER BY tab;

@@ -23,6 +23,11 @@ DECLARE
     n      int;
     r      float8;
     failed int := 0;
+    k      int;                 -- rows changed by the last statement
+    moved  int := 0;            -- order items renumbered (key updates)
+    swaps  int := 0;            -- pairs of lines that swapped keys
+    renum  int := 0;            -- customers renumbered
+    gone   int := 0;            -- orders cancelled (deleted with their items)
 BEGIN
     WHILE clock_timestamp() < stop LOOP
         i := i + 1;
@@ -59,8 +64,12 @@ BEGIN
             ELSIF r < 0.50 THEN         -- cancelled: gone with its items
                 DELETE FROM public.order_items WHERE order_id = o;
                 DELETE FROM public.orders WHERE id = o;
+                GET DIAGNOSTICS k = ROW_COUNT;
+                gone := gone + k;
             ELSIF r < 0.60 THEN         -- its lines renumbered: a key update per row
                 UPDATE public.order_items SET line = line + 100 WHERE order_id = o;
+                GET DIAGNOSTICS k = ROW_COUNT;
+                moved := moved + k;
             ELSIF r < 0.70 THEN         -- two lines swap keys via a temporary value
                 SELECT min(line), max(line) INTO n, c
                   FROM public.order_items WHERE order_id = o;
@@ -68,6 +77,7 @@ BEGIN
                     UPDATE public.order_items SET line = -1 WHERE order_id = o AND line = n;
                     UPDATE public.order_items SET line = n WHERE order_id = o AND line = c;
                     UPDATE public.order_items SET line = c WHERE order_id = o AND line = -1;
+                    swaps := swaps + 1;
                 END IF;
             ELSIF r < 0.75 THEN         -- a customer without orders gets a new id
                 UPDATE public.customers SET id = id + 1000000000
@@ -75,6 +85,8 @@ BEGIN
                               WHERE x.id < 1000000000 AND x.id % 7 = client
                                 AND NOT EXISTS (SELECT FROM public.orders WHERE customer_id = x.id)
                               LIMIT 1);
+                GET DIAGNOSTICS k = ROW_COUNT;
+                renum := renum + k;
             ELSIF r < 0.80 THEN         -- or leaves
                 DELETE FROM public.customers
                  WHERE id = (SELECT x.id FROM public.customers x
@@ -110,6 +122,7 @@ BEGIN
         COMMIT;
         PERFORM pg_sleep(0.005);
     END LOOP;
-    RAISE NOTICE 'client %: % transactions, % rolled back after a collision', client, i, failed;
+    RAISE NOTICE 'client %: % transactions (% rolled back after a collision); key updates: % order lines renumbered, % line pairs swapped, % customers renumbered; % orders deleted',
+        client, i, failed, moved, swaps, renum, gone;
 END
 $$;

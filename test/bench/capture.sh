@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# capture.sh - what the capture trigger costs the source, and what the
+# candidate capture formats cost.
+#
+#   test/bench/capture.sh BINDIR
+#
+# Starts a throwaway cluster, then runs the same pgbench workloads (a
+# single-row UPDATE by key, and pgbench's default TPC-B-like transaction)
+# against: no trigger; teleport's trigger (record text, NEW::text); and, for
+# comparison, a trigger that stores to_jsonb(NEW) instead (the old Go
+# system's format, which is also unfaithful: see the notes in sql/source.sql).
+# pgbench_history has no primary key and is left out of both.
+# Prints transactions per second and the overhead of each.
+set -euo pipefail
+BIN=$(cd "${1:-build/bin}" && pwd)
+PGBIN=/usr/lib/postgresql/15/bin
+SECS=${BENCH_SECONDS:-10}
+CLIENTS=${BENCH_CLIENTS:-2}
+D=$(mktemp -d /tmp/tp-bench.XXXXXX)
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres "$D"
+cleanup() { as_pg "$PGBIN/pg_ctl" -D "$D/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$D"; }
+trap cleanup EXIT
+as_pg "$PGBIN/initdb" -D "$D/data" -A trust -U admin --no-sync -E UTF8 --locale=C >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$D/data" -o "-k $D -c listen_addresses='' -c synchronous_commit=off" \
+	-l "$D/log" -w start >/dev/null 3>&-
+psql -X -q -h "$D" -U admin -d postgres -c "CREATE ROLE teleport LOGIN"
+psql -X -q -h "$D" -U admin -d postgres -c "CREATE DATABASE bench OWNER teleport"
+"$PGBIN/pgbench" -q -i -s 10 -h "$D" -U teleport bench >/dev/null 2>&1
+cat > "$D/update.sql" <<'SQL'
+\set aid random(1, 1000000)
+UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = :aid;
+SQL
+cat > "$D/src.ini" <<INI
+[node]
+name = bench
+conninfo = host=$D dbname=bench user=teleport
+spool = $D/spool
+[target t]
+tables = public.pgbench_*
+exclude = public.pgbench_history
+endpoint = dir:$D/drop
+INI
+
+tps() { "$PGBIN/pgbench" -n -h "$D" -U teleport -c "$CLIENTS" -T "$SECS" "$@" bench 2>/dev/null |
+	awk '/^tps/ {printf "%.0f", $3}'; }
+run_all() { u=$(tps -f "$D/update.sql"); t=$(tps -b tpcb-like); }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f%%", (b - a) * 100 / a }'; }
+
+run_all; base_u=$u; base_t=$t
+"$BIN/tp-install" -c "$D/src.ini"
+run_all; tp_u=$u; tp_t=$t
+# the JSON alternative, for comparison only
+psql -X -q -h "$D" -U teleport -d bench <<'SQL'
+CREATE TABLE public.jsonq (id bigserial, txid xid8 DEFAULT pg_current_xact_id(), op "char", tab text, old jsonb, new jsonb);
+CREATE FUNCTION public.jcap() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN INSERT INTO public.jsonq (op, tab, old, new) VALUES (substr(TG_OP, 1, 1), TG_TABLE_NAME,
+  CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END, CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END);
+  RETURN NULL; END $$;
+SQL
+"$BIN/tp-install" -c "$D/src.ini" --uninstall
+for t in pgbench_accounts pgbench_branches pgbench_tellers; do
+	psql -X -q -h "$D" -U teleport -d bench -c "CREATE TRIGGER j AFTER INSERT OR UPDATE OR DELETE ON $t FOR EACH ROW EXECUTE FUNCTION public.jcap()"
+done
+run_all; js_u=$u; js_t=$t
+
+printf '%-34s %12s %12s\n' "capture ($CLIENTS clients, ${SECS}s each)" "update tps" "tpcb tps"
+printf '%-34s %12s %12s\n' "no trigger" "$base_u" "$base_t"
+printf '%-34s %12s %12s   (%s, %s)\n' "teleport (record text)" "$tp_u" "$tp_t" "$(pct "$base_u" "$tp_u")" "$(pct "$base_t" "$tp_t")"
+printf '%-34s %12s %12s   (%s, %s)\n' "to_jsonb(NEW) alternative" "$js_u" "$js_t" "$(pct "$base_u" "$js_u")" "$(pct "$base_t" "$js_t")"
