@@ -4,7 +4,8 @@
 #   make check      install missing packages, build, run every test
 #                   (unit tests and bats suites, against an ASan+UBSan build)
 #   make demo       replicate a sample workload between two local clusters
-#   make bench      apply throughput against a plain COPY
+#   make bench      capture cost, and apply throughput against a plain COPY
+#   make valgrind   the suites (SUITES=...) with every command under valgrind
 #   make install    PREFIX=/usr/local DESTDIR=
 
 SHELL := /bin/bash
@@ -25,7 +26,7 @@ TP_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
 ALL_CFLAGS = $(TP_CFLAGS) $(CFLAGS) $(SAN_CFLAGS)
 ALL_LDFLAGS = $(LDFLAGS) $(SAN_CFLAGS)
 
-COMMANDS = tp-install tp-batch tp-send tp-recv tp-apply tp-vacuum tp-status
+COMMANDS = tp-install tp-ddlscan tp-batch tp-send tp-recv tp-apply tp-vacuum tp-status tp-load
 LIB_SRC = $(wildcard lib/*.c)
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sqlfiles.o
 CMD_BIN = $(COMMANDS:%=$(BUILD)/bin/%)
@@ -34,7 +35,7 @@ UNIT_BIN = $(UNIT_SRC:test/unit/%.c=$(BUILD)/test/%)
 SQL = $(sort $(wildcard sql/*.sql))
 MAN = $(wildcard man/*.[157])
 
-.PHONY: all check unit demo bench install uninstall clean deps lint
+.PHONY: all check unit demo bench valgrind install uninstall clean deps lint
 all: $(CMD_BIN) $(UNIT_BIN)
 
 $(BUILD)/sqlfiles.c: $(SQL) build-aux/sql2c.awk
@@ -76,10 +77,17 @@ check: deps
 	$(MAKE) all BUILD=build/asan SAN_CFLAGS='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' CFLAGS='-O1 -g'
 	test/run build/asan
 
+# The same suites with every command under valgrind; slow, so pick suites:
+#   make valgrind SUITES="test/tp-apply.bats test/tp-batch.bats"
+valgrind: deps all
+	build-aux/valgrind-wrap $(BUILD) build/valgrind
+	SUITES="$(SUITES)" test/run build/valgrind
+
 demo: deps all
 	contrib/demo/demo.sh $(BUILD)/bin
 
 bench: deps all
+	test/bench/capture.sh $(BUILD)/bin
 	test/bench/apply.sh $(BUILD)/bin
 
 lint:

@@ -8,6 +8,7 @@
 #include "apply.h"
 #include "cli.h"
 #include "log.h"
+#include "outcome.h"
 #include "tp.h"
 
 static const char usage[] =
@@ -57,6 +58,8 @@ int main(int argc, char **argv)
 		return rc;
 	apply_signals_init();
 	rc = apply_run(cfg, &o);
+	if (!o.dry_run)
+		outcome_record(cfg, rc);
 	config_free(cfg);
 	return rc;
 }

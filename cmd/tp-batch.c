@@ -8,6 +8,7 @@
 #include "db.h"
 #include "lock.h"
 #include "log.h"
+#include "outcome.h"
 #include "tp.h"
 
 static const char usage[] =
@@ -51,6 +52,7 @@ int main(int argc, char **argv)
 		rc = batcher_run(conn, cfg, target);
 		db_close(conn);
 	}
+	outcome_record(cfg, rc);
 	config_free(cfg);
 	return rc;
 }

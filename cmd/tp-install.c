@@ -9,6 +9,7 @@
 #include "install.h"
 #include "lock.h"
 #include "log.h"
+#include "outcome.h"
 #include "tp.h"
 
 static const char usage[] =
@@ -61,6 +62,8 @@ int main(int argc, char **argv)
 			       : install_run(conn, cfg, dry_run);
 		db_close(conn);
 	}
+	if (!dry_run)
+		outcome_record(cfg, rc);
 	config_free(cfg);
 	return rc;
 }

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "lock.h"
 #include "log.h"
+#include "outcome.h"
 #include "recv.h"
 #include "recv_http.h"
 #include "tp.h"
@@ -211,6 +212,7 @@ int main(int argc, char **argv)
 		rc = run(r, &a);
 		recv_free(r);
 	}
+	outcome_record(cfg, rc);
 	config_free(cfg);
 	return rc;
 }

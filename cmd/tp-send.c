@@ -12,6 +12,7 @@
 #include "config.h"
 #include "lock.h"
 #include "log.h"
+#include "outcome.h"
 #include "send.h"
 #include "tp.h"
 
@@ -125,6 +126,7 @@ int main(int argc, char **argv)
 		return rc;
 	setup_signals();
 	rc = run(cfg, &a);
+	outcome_record(cfg, rc);
 	config_free(cfg);
 	return rc;
 }

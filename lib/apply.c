@@ -62,6 +62,8 @@ typedef struct apply_ctx {
 	char *sql_lock;         /* its seq, FOR UPDATE */
 	char *sql_advance;      /* move it to a batch */
 	char *sql_log;          /* the apply_log line */
+	char *schema;           /* quoted bookkeeping schema */
+	uint64_t load_last;     /* a load just applied: its last part (applyload.c) */
 } apply_ctx;
 
 /* What apply_batch is asked to do with one file. */
@@ -107,6 +109,7 @@ static void ctx_clear(apply_ctx *c)
 	free(c->sql_lock);
 	free(c->sql_advance);
 	free(c->sql_log);
+	free(c->schema);
 }
 
 /* sql/target.sql must be installed: 78 with a hint otherwise. */
@@ -411,6 +414,30 @@ static void quarantine(apply_ctx *c, const char *path, const char *why)
 			 c->cfg->spool);
 }
 
+/* A load's first part (applyload.c): the whole load, from the inbox only. */
+static int apply_load(apply_ctx *c, const batch_job *j, open_batch *b, char *key)
+{
+	load_apply la = { c->conn, c->eng, &c->lim, key, c->schema, j->src->name,
+			  c->cfg->node_name, c->o->dry_run ? c->o->out : NULL, j->path, b->h };
+	int rc = TP_EFAIL;
+
+	if (!j->inbox)
+		log_error("%s: batch %s is part of a load: loads are applied from the inbox",
+			  j->path, b->label);
+	else
+		rc = load_apply_inbox(&la);
+	if (rc == TP_OK)
+		c->load_last = la.last;
+	if (rc == TP_EDATA && la.bad_path[0] && !c->o->dry_run)
+		quarantine(c, la.bad_path, "bad part of a load");
+	open_batch_close(b);
+	if (key) {
+		explicit_bzero(key, strlen(key));
+		free(key);
+	}
+	return rc;
+}
+
 static int apply_batch(apply_ctx *c, const batch_job *j)
 {
 	open_batch b = { .fd = -1 };
@@ -423,6 +450,8 @@ static int apply_batch(apply_ctx *c, const batch_job *j)
 		snprintf(why, sizeof why, "%s", batch_reader_error(b.r));
 	if (rc == TP_OK && (rc = header_check(c, j, &b)) == TP_EDATA)
 		snprintf(why, sizeof why, "header does not match its place in the stream");
+	if (rc == TP_OK && strcmp(b.h->kind, "load") == 0)
+		return apply_load(c, j, &b, key);
 	if (rc == TP_OK)
 		rc = apply_txn(c, j, &b, why, sizeof why);
 	if (rc == TP_EDATA && j->inbox && !c->o->dry_run)
@@ -477,10 +506,31 @@ static int inbox_entry(apply_ctx *c, const tp_source *src, const char *dir,
 	strbuf_free(&path);
 	if (rc != TP_OK)
 		return rc;
-	*last = e->seq;
+	*last = c->load_last ? c->load_last : e->seq;   /* a load: its last part */
+	c->load_last = 0;
 	if (!c->o->dry_run)
 		move_applied(dir, e->name);
 	return TP_OK;
+}
+
+/* A load that never finished: skip its numbers (applyload.c). 1 if it did. */
+static int inbox_void(apply_ctx *c, const tp_source *src, const char *dir,
+		      const spool_entry *e, size_t n, uint64_t *last)
+{
+	char *key = NULL;
+	load_apply la = { c->conn, c->eng, &c->lim, NULL, c->schema, src->name,
+			  c->cfg->node_name, NULL, NULL, NULL };
+	int skipped = 0;
+
+	if (c->o->dry_run || apply_stop || source_key(src, &key) != TP_OK)
+		return 0;
+	la.key = key;
+	skipped = load_void_skip(&la, dir, e, n, last);
+	if (key) {
+		explicit_bzero(key, strlen(key));
+		free(key);
+	}
+	return skipped;
 }
 
 static int apply_source(apply_ctx *c, const tp_source *src)
@@ -502,6 +552,8 @@ static int apply_source(apply_ctx *c, const tp_source *src)
 		if (apply_stop)
 			rc = TP_ETEMP;
 		else
+			rc = inbox_entry(c, src, dir.buf, &list[i], &last);
+		while (rc == TP_ETEMP && inbox_void(c, src, dir.buf, &list[i], n - i, &last))
 			rc = inbox_entry(c, src, dir.buf, &list[i], &last);
 	}
 	spool_list_free(list, n);
@@ -566,12 +618,11 @@ static int apply_files(apply_ctx *c)
 
 static int run_connected(apply_ctx *c)
 {
-	char *schema = db_ident(c->conn, c->cfg->schema);
+	char *schema = c->schema = db_ident(c->conn, c->cfg->schema);
 	int rc;
 
 	ledger_sql(c, schema);
 	rc = check_installed(c, schema);
-	free(schema);
 	if (rc != TP_OK)
 		return rc;
 	batch_limits_default(&c->lim, (uint64_t)c->cfg->max_batch_bytes);

@@ -71,6 +71,53 @@ void tab_stmt_name(const apply_table *t, enum apply_op op, char *buf, size_t len
 /* Parameters op takes: ncols, nkeys + ncols, nkeys. */
 size_t tab_nparams(const apply_table *t, enum apply_op op);
 
+/* ---- applyddl.c: schema changes ---- */
+
+/*
+ * Apply (or with dry set, print) one "S" line (NUL-terminated, split in
+ * place). TP_OK, TP_EDATA for a malformed line, 75 when it waits for
+ * another schema change (missing table, type ...), or the exit code of
+ * the failed statement.
+ */
+int apply_ddl_line(PGconn *conn, FILE *dry, const char *label, char *line, size_t len,
+		   uint64_t lineno);
+
+/* ---- applyload.c: initial loads (tp-load) ---- */
+
+typedef struct apply_engine apply_engine;
+
+/* What the load code needs of a tp-apply run. */
+typedef struct load_apply {
+	PGconn *conn;
+	apply_engine *eng;
+	const struct batch_limits *lim;
+	const char *key;            /* the source's token, or NULL */
+	const char *schema;         /* quoted bookkeeping schema */
+	const char *source;
+	const char *node;           /* this node: the parts' target */
+	FILE *dry;                  /* --dry-run output, or NULL */
+	const char *path;           /* part 1 in the inbox ... */
+	const struct batch_header *h;   /* ... and its header */
+	uint64_t last;              /* out: seq of the load's last part */
+	char bad_path[4200];        /* out: the part to quarantine after 65 */
+} load_apply;
+
+/*
+ * Apply the load that starts with la->path, once all its parts are in
+ * the inbox (75 until then), in one transaction with the ledger.
+ */
+int load_apply_inbox(load_apply *la);
+
+/*
+ * e[0..n): a source's inbox entries from the one that cannot be applied
+ * yet. If a batch there says that the numbers from *last + 1 on are void
+ * (a load that never finished), record that in the ledger, move *last to
+ * just before it and return 1; else 0.
+ */
+struct spool_entry;
+int load_void_skip(load_apply *la, const char *dir, const struct spool_entry *e, size_t n,
+		   uint64_t *last);
+
 /* ---- applyeng.c: the engine ---- */
 
 typedef struct apply_engine apply_engine;

@@ -678,6 +678,13 @@ int engine_line(apply_engine *e, char *line, size_t len, uint64_t lineno)
 		rc = end_run(e);
 		return rc != TP_OK ? rc : on_define(e, line, len, lineno);
 	}
+	if (len > 0 && line[0] == 'S') {
+		/* a schema change sees every row before it: flush, then run it alone */
+		e->events++;
+		if ((rc = end_run(e)) == TP_OK && (rc = pipe_flush(e)) == TP_OK)
+			rc = apply_ddl_line(e->conn, e->dry, e->label, line, len, lineno);
+		return rc;
+	}
 	if (!(t = event_table(e, line, len, &rest, &rlen, &more)))
 		return bad_line(e, lineno, "malformed event line or undefined table");
 	e->events++;

@@ -70,6 +70,10 @@ void batch_header_clear(batch_header *h)
 	free(h->lo);
 	free(h->hi);
 	free(h->created);
+	free(h->load);
+	for (size_t i = 0; i < 2 * h->ntables; i++)
+		free(h->tables[i]);
+	free(h->tables);
 	memset(h, 0, sizeof *h);
 }
 
@@ -82,6 +86,14 @@ static void header_copy(batch_header *dst, const batch_header *src)
 	dst->lo = xstrdup(src->lo ? src->lo : "");
 	dst->hi = xstrdup(src->hi ? src->hi : "");
 	dst->created = xstrdup(src->created ? src->created : "");
+	dst->load = src->load ? xstrdup(src->load) : NULL;
+	dst->part = src->part;
+	dst->last = src->last;
+	dst->void_from = src->void_from;
+	dst->ntables = src->ntables;
+	dst->tables = src->ntables ? xcalloc(2 * src->ntables, sizeof(char *)) : NULL;
+	for (size_t i = 0; i < 2 * src->ntables; i++)
+		dst->tables[i] = xstrdup(src->tables[i]);
 }
 
 void batch_limits_default(batch_limits *l, uint64_t max_batch_bytes)
@@ -109,6 +121,81 @@ static void identity_json(strbuf *out, const batch_header *h)
 	json_add_strz(out, h->hi);
 	strbuf_adds(out, ",\n  \"created\": ");
 	json_add_strz(out, h->created);
+}
+
+/*
+ * The optional fields of header.json (batch.h): a load's id, part, last
+ * flag and table list; "void_from". Older readers ignore them.
+ */
+static void extra_json(strbuf *out, const batch_header *h)
+{
+	if (h->load) {
+		strbuf_adds(out, ",\n  \"load\": ");
+		json_add_strz(out, h->load);
+		strbuf_addf(out, ",\n  \"part\": %" PRIu64 ",\n  \"last\": %s",
+			    h->part, h->last ? "true" : "false");
+	}
+	if (h->ntables) {
+		strbuf_adds(out, ",\n  \"tables\": [");
+		for (size_t i = 0; i < h->ntables; i++) {
+			strbuf_adds(out, i ? ",\n    [" : "\n    [");
+			json_add_strz(out, h->tables[2 * i]);
+			strbuf_adds(out, ", ");
+			json_add_strz(out, h->tables[2 * i + 1]);
+			strbuf_adds(out, "]");
+		}
+		strbuf_adds(out, "\n  ]");
+	}
+	if (h->void_from)
+		strbuf_addf(out, ",\n  \"void_from\": %" PRIu64, h->void_from);
+}
+
+/* "tables": [[schema, name], ...] into h (allocated). NULL or what is wrong. */
+static const char *tables_parse(const json_doc *d, int arr, batch_header *h)
+{
+	size_t n = json_array_len(d, arr), i = 0;
+
+	if (json_type(d, arr) != JSON_ARRAY || n == 0)
+		return "bad \"tables\"";
+	h->tables = xcalloc(2 * n, sizeof(char *));
+	for (int e = json_first(d, arr); e >= 0; e = json_next(d, arr, e), i++) {
+		if (json_array_len(d, e) != 2)
+			return "bad \"tables\" entry";
+		int s = json_first(d, e), t = json_next(d, e, s);
+		if (!json_string(d, s) || !json_string(d, t))
+			return "bad \"tables\" entry";
+		h->tables[2 * i] = xstrdup(json_string(d, s));
+		h->tables[2 * i + 1] = xstrdup(json_string(d, t));
+		h->ntables = i + 1;
+	}
+	return NULL;
+}
+
+/* The optional fields of header.json into h. NULL or what is wrong. */
+static const char *extra_parse(const json_doc *d, batch_header *h)
+{
+	int o = json_root(d), tables = json_get(d, o, "tables");
+	bool is_load = strcmp(h->kind, "load") == 0;
+	const char *load = json_str(d, o, "load");
+
+	if (is_load != (load != NULL) || (load && !*load))
+		return "\"load\" missing, empty or on a row batch";
+	if (load) {
+		h->load = xstrdup(load);
+		if (!json_u64(d, o, "part", &h->part) || h->part == 0 ||
+		    !json_bool(d, o, "last", &h->last))
+			return "bad or missing \"part\" or \"last\"";
+	}
+	if (tables >= 0 && (!is_load || h->part != 1))
+		return "\"tables\" outside a load's first part";
+	const char *bad = tables >= 0 ? tables_parse(d, tables, h) : NULL;
+	if (bad)
+		return bad;
+	if (json_get(d, o, "void_from") >= 0 &&
+	    (!json_u64(d, o, "void_from", &h->void_from) || h->void_from == 0 ||
+	     h->void_from >= h->seq))
+		return "bad \"void_from\"";
+	return NULL;
 }
 
 /* ================= writing ================= */
@@ -271,6 +358,7 @@ batch_writer *batch_writer_new(int fd, enum tp_compression comp,
 	strbuf hdr = { 0 };
 	strbuf_adds(&hdr, "{\n");
 	identity_json(&hdr, &w->h);
+	extra_json(&hdr, &w->h);
 	strbuf_adds(&hdr, "\n}\n");
 	if (open_archive(w, fd, comp) < 0 || write_listed(w, hdr.buf, hdr.len) < 0) {
 		snprintf(err, errlen, "%s", w->err);
@@ -338,6 +426,21 @@ int batch_writer_event(batch_writer *w, unsigned tid, const char *line, size_t l
 		strbuf_addc(&w->member, '\n');
 		d->member = cur;
 	}
+	strbuf_add(&w->member, line, len);
+	strbuf_addc(&w->member, '\n');
+	w->events++;
+	return 0;
+}
+
+int batch_writer_line(batch_writer *w, const char *line, size_t len)
+{
+	if (!writer_usable(w))
+		return -1;
+	if (len < 3 || line[0] != 'S' || line[1] != '\t' ||
+	    memchr(line, '\n', len) || memchr(line, '\0', len))
+		return werr(w, "bad schema change line");
+	if (w->member.len && w->member.len + len + 1 > w->cap && flush_events(w) < 0)
+		return -1;
 	strbuf_add(&w->member, line, len);
 	strbuf_addc(&w->member, '\n');
 	w->events++;
@@ -656,8 +759,10 @@ int batch_reader_header(batch_reader *r, const batch_header **h)
 		return rerr(r, "member " HEADER_NAME ": %s", jerr);
 	batch_header tmp = { 0 };
 	const char *bad = identity_parse(d, &tmp);
-	if (!bad)
+	if (!bad) {
 		header_copy(&r->h, &tmp);
+		bad = extra_parse(d, &r->h);
+	}
 	json_free(d);
 	if (bad)
 		return rerr(r, "member " HEADER_NAME ": %s", bad);
@@ -691,7 +796,7 @@ static int take_line(batch_reader *r, char **line, size_t *len)
 	*line = start;
 	*len = (size_t)(nl - start);
 	r->pos = r->scan = (size_t)(nl - r->buf.buf) + 1;
-	if (*len < 2 || !memchr("=IUDT", start[0], 5) || start[1] != '\t' ||
+	if (*len < 2 || !memchr("=IUDTS", start[0], 6) || start[1] != '\t' ||
 	    strlen(start) != *len)   /* text never holds a NUL byte */
 		return rerr(r, "member %s: bad event line", r->name);
 	if (start[0] != '=')

@@ -24,6 +24,8 @@
  *   U  TID  K1 .. Kk  V1 .. Vn  update: old key values, then the new row
  *   D  TID  K1 .. Kk            delete by old key
  *   T  TID                      truncate
+ *   S  KIND FIELD ...           a schema change (teleport-batch.5 lists
+ *        the kinds); uses no TID, applied in line order with the rows
  * man/teleport-batch.5 is the reference for people.
  *
  * Memory is bounded by member_cap: the writer buffers one member (tar
@@ -48,6 +50,17 @@ typedef struct batch_header {
 	char *lo;            /* pg_snapshot text: events not visible here ... */
 	char *hi;            /* ... and visible here; "" for load batches */
 	char *created;       /* ISO 8601 UTC */
+	/*
+	 * Optional, in header.json only (the manifest covers it by digest);
+	 * see man/teleport-batch.5. Load batches (tp-load): */
+	char *load;          /* the load's id; NULL for row batches */
+	uint64_t part;       /* 1, 2 ... within the load */
+	bool last;           /* the load's final part */
+	char **tables;       /* part 1: loaded tables, schema and name pairs */
+	size_t ntables;      /* pairs in tables */
+	/* Numbers void_from .. seq-1 belonged to a load that never finished
+	 * and are void; 0 when seq follows the previous batch. */
+	uint64_t void_from;
 } batch_header;
 
 void batch_header_clear(batch_header *h);   /* frees the strings */
@@ -85,6 +98,11 @@ int batch_writer_table(batch_writer *w, unsigned tid,
  */
 int batch_writer_event(batch_writer *w, unsigned tid,
 		       const char *line, size_t len);
+/*
+ * Append one schema change line ("S\tKIND\t...", no newline), which
+ * uses no table definition. Counted as an event. 0 or -1.
+ */
+int batch_writer_line(batch_writer *w, const char *line, size_t len);
 /* Last member, manifest, signature, archive close. 0 or -1. */
 int batch_writer_finish(batch_writer *w);
 uint64_t batch_writer_events(const batch_writer *w);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,24 +19,35 @@
 #include "batcher_int.h"
 #include "copytext.h"
 #include "db.h"
+#include "ddl.h"
 #include "filecopy.h"
 #include "log.h"
 #include "spool.h"
 #include "tp.h"
 
+/*
+ * One shape of a table: the columns of a captured record and how they are
+ * shipped. With schema changes tracked a table may have several (rows
+ * captured before and after a column change in one delta), told apart by
+ * their field count, and several names (renamed in the delta): one entry
+ * per name and shape, entries of one shape sharing the TID.
+ */
 typedef struct table_def {
 	char *schema, *name;       /* as captured (ev_schema, ev_table) */
 	unsigned tid;
 	size_t ncols;              /* columns in the captured record */
-	bool *generated;           /* recomputed on the target: not shipped */
-	size_t *key_idx;           /* column index of key position 1..nkey */
+	bool *generated;           /* not shipped: generated, or dropped since */
+	size_t *key_idx;           /* column index of key position 1..nkey (SIZE_MAX: none) */
 	size_t nkey;
+	bool ambiguous;            /* another shape has as many fields */
+	bool is_new;               /* new in the delta: copied, its events not shipped */
 	strbuf defline;
 } table_def;
 
 typedef struct table_defs {
 	table_def *v;
 	size_t n;
+	unsigned ntid;
 	table_def *last;           /* events come in runs: try the last hit first */
 } table_defs;
 
@@ -53,14 +65,25 @@ static void defs_free(table_defs *d)
 	free(d->v);
 }
 
-static table_def *defs_find(table_defs *d, const char *schema, const char *name)
+static bool def_is(const table_def *t, const char *schema, const char *name, bool is_new)
+{
+	return t->is_new == is_new && strcmp(t->name, name) == 0 && strcmp(t->schema, schema) == 0;
+}
+
+/*
+ * The shape of table schema.name whose records have nfields fields; the
+ * first shape of the table when nfields is 0. NULL when there is none.
+ */
+static table_def *defs_pick(table_defs *d, const char *schema, const char *name,
+			    size_t nfields, bool is_new)
 {
 	size_t i;
 
-	if (d->last && strcmp(d->last->name, name) == 0 && strcmp(d->last->schema, schema) == 0)
+	if (d->last && def_is(d->last, schema, name, is_new) &&
+	    (!nfields || d->last->ncols == nfields))
 		return d->last;
 	for (i = 0; i < d->n; i++)
-		if (strcmp(d->v[i].name, name) == 0 && strcmp(d->v[i].schema, schema) == 0)
+		if (def_is(&d->v[i], schema, name, is_new) && (!nfields || d->v[i].ncols == nfields))
 			return d->last = &d->v[i];
 	return NULL;
 }
@@ -77,7 +100,8 @@ static table_def *def_start(table_defs *d, const batch_ctx *bc, PGresult *res, i
 	memset(t, 0, sizeof(*t));
 	t->schema = xstrdup(PQgetvalue(res, i, 0));
 	t->name = xstrdup(PQgetvalue(res, i, 1));
-	t->tid = (unsigned)++d->n;
+	d->n++;
+	t->tid = ++d->ntid;
 	strbuf_addf(&t->defline, "=\t%u\t", t->tid);
 	copytext_field(&t->defline, schema, strlen(schema));
 	strbuf_addc(&t->defline, '\t');
@@ -142,42 +166,220 @@ static int defs_load(batch_ctx *bc, const char *schemas, const char *names, tabl
 	return TP_OK;
 }
 
+/* ---- shapes from catalog descriptions (ddl.h) ---- */
+
+/*
+ * The key rows are found by: hi's primary key, plus lo's key columns that
+ * hi still has when the key changed in the delta. A row captured before
+ * the change is unique by lo's key, one captured after by hi's, and
+ * either is matched exactly by the values of both.
+ */
+typedef struct shape_key {
+	int att[2 * 32 + 1];    /* INDEX_MAX_KEYS is 32 */
+	size_t n;
+} shape_key;
+
+static void key_of(shape_key *k, const ddl_rel *o, const ddl_rel *r)
+{
+	k->n = 0;
+	for (size_t i = 0; i < r->npk && k->n < 32; i++)
+		k->att[k->n++] = r->pk[i];
+	for (size_t i = 0; o && i < o->npk && k->n < 64; i++) {
+		bool have = false;
+		for (size_t j = 0; j < k->n; j++)
+			have = have || k->att[j] == o->pk[i];
+		if (!have && ddl_col_find(r, o->pk[i]))
+			k->att[k->n++] = o->pk[i];
+	}
+}
+
+/* The position of attnum in the key, 1..k, or 0. */
+static long pk_pos(const shape_key *k, int attnum)
+{
+	for (size_t i = 0; i < k->n; i++)
+		if (k->att[i] == attnum)
+			return (long)i + 1;
+	return 0;
+}
+
+/*
+ * A shape of hi table r: records of the attributes att[0..n), shipped
+ * under hi's names and types (an attribute hi no longer has, or a
+ * generated one, is left out), keyed by hi's primary key. Registered
+ * under the event name ev_schema.ev_name; tid 0 takes a new one.
+ */
+static table_def *shape_add(table_defs *d, const batch_ctx *bc, const ddl_rel *r,
+			    const shape_key *key, const char *ev_schema, const char *ev_name,
+			    const int *att, size_t n, unsigned tid)
+{
+	const char *schema = bc->target->apply_schema ? bc->target->apply_schema : r->schema;
+	table_def *t;
+
+	d->v = xrealloc(d->v, (d->n + 1) * sizeof(*d->v));
+	t = &d->v[d->n++];
+	memset(t, 0, sizeof(*t));
+	t->schema = xstrdup(ev_schema);
+	t->name = xstrdup(ev_name);
+	t->tid = tid ? tid : ++d->ntid;
+	t->ncols = n;
+	t->generated = xcalloc(n ? n : 1, sizeof(bool));
+	t->nkey = key->n;
+	t->key_idx = xcalloc(key->n ? key->n : 1, sizeof(size_t));
+	for (size_t k = 0; k < key->n; k++)
+		t->key_idx[k] = SIZE_MAX;
+	strbuf_addf(&t->defline, "=\t%u\t", t->tid);
+	copytext_field(&t->defline, schema, strlen(schema));
+	strbuf_addc(&t->defline, '\t');
+	copytext_field(&t->defline, r->name, strlen(r->name));
+	for (size_t i = 0; i < n; i++) {
+		const ddl_col *c = ddl_col_find(r, att[i]);
+		long kp = pk_pos(key, att[i]);
+
+		t->generated[i] = !c || c->generated;
+		if (kp > 0)
+			t->key_idx[kp - 1] = i;
+		if (t->generated[i])
+			continue;
+		strbuf_addc(&t->defline, '\t');
+		copytext_field(&t->defline, c->name, strlen(c->name));
+		strbuf_addc(&t->defline, '\t');
+		copytext_field(&t->defline, c->type, strlen(c->type));
+		strbuf_addf(&t->defline, "\t%ld", kp);
+	}
+	return t;
+}
+
+/* Register a shape under hi's name and, if the table was renamed, lo's too. */
+static void shape_both(table_defs *d, const batch_ctx *bc, const ddl_rel *o, const ddl_rel *r,
+		       const int *att, size_t n, bool ambiguous)
+{
+	shape_key key;
+	table_def *t;
+	unsigned tid;
+
+	key_of(&key, o, r);
+	t = shape_add(d, bc, r, &key, r->schema, r->name, att, n, 0);
+	tid = t->tid;
+	t->ambiguous = ambiguous;
+	if (strcmp(o->schema, r->schema) != 0 || strcmp(o->name, r->name) != 0)
+		shape_add(d, bc, r, &key, o->schema, o->name, att, n, tid)->ambiguous = ambiguous;
+}
+
+static size_t rel_atts(const ddl_rel *r, int *att)
+{
+	for (size_t i = 0; i < r->ncols; i++)
+		att[i] = r->cols[i].attnum;
+	return r->ncols;
+}
+
+/*
+ * The shapes a row of a table kept through the delta can have: hi's,
+ * lo's, and, when the delta only added columns, lo's plus each prefix of
+ * the added ones (columns are added in attnum order). Two shapes with as
+ * many fields cannot be told apart: such rows fail loudly at build time.
+ */
+static void shapes_kept(table_defs *d, const batch_ctx *bc, const ddl_rel *o, const ddl_rel *r)
+{
+	size_t cap = (size_t)(r->natts > o->natts ? r->natts : o->natts) + 1;
+	int *hi = xcalloc(cap, sizeof(int)), *lo = xcalloc(cap, sizeof(int));
+	size_t nh = rel_atts(r, hi), nl = rel_atts(o, lo), kept = 0;
+	bool same = nh == nl && memcmp(hi, lo, nh * sizeof(int)) == 0;
+
+	shape_both(d, bc, o, r, hi, nh, !same && nh == nl);
+	if (!same && nh != nl)
+		shape_both(d, bc, o, r, lo, nl, false);
+	while (kept < nh && kept < nl && hi[kept] == lo[kept])
+		kept++;
+	/* only adds: lo is a prefix of hi and no added column was dropped again */
+	if (!same && kept == nl && (size_t)(r->natts - o->natts) == nh - nl)
+		for (size_t k = nl + 1; k < nh; k++)
+			shape_both(d, bc, o, r, hi, k, false);
+	free(hi);
+	free(lo);
+}
+
+static void defs_from_cat(table_defs *d, const batch_ctx *bc, const ddl_cat *lo,
+			  const ddl_cat *hi)
+{
+	for (size_t i = 0; i < hi->nrels; i++) {
+		const ddl_rel *r = &hi->rels[i], *o = ddl_rel_find(lo, r->oid);
+		int *att;
+
+		if (o) {
+			shapes_kept(d, bc, o, r);
+			continue;
+		}
+		shape_key key;
+
+		key_of(&key, NULL, r);
+		att = xcalloc(r->ncols + 1, sizeof(int));
+		shape_add(d, bc, r, &key, r->schema, r->name, att, rel_atts(r, att), 0)->is_new = true;
+		free(att);
+	}
+}
+
 typedef struct encoder {
-	strbuf line, store;
+	strbuf line, keys, store;
 	record_field *f;
 	size_t fcap;
 	uint64_t seq;
 	const char *target;
 } encoder;
 
-/* Split record text into the table's columns; -1 when the shape differs. */
-static int enc_record(encoder *e, const table_def *t, const char *rec)
+/*
+ * Split the record text of a row of schema.name and pick the table's shape
+ * with as many fields. NULL (logged) when no shape, or more than one, fits.
+ */
+static const table_def *enc_record(encoder *e, table_defs *d, const char *schema,
+				   const char *name, bool is_new, const char *rec)
 {
 	int n = record_parse(rec, strlen(rec), &e->store, &e->f, &e->fcap);
+	const table_def *t = n > 0 ? defs_pick(d, schema, name, (size_t)n, is_new) : NULL;
+	const table_def *any;
 
-	if (n < 0 || (size_t)n != t->ncols) {
-		log_error("batch %s/%" PRIu64 ": table %s.%s: captured row has %d columns, the table has %zu",
-			  e->target, e->seq, t->schema, t->name, n, t->ncols);
-		log_hint("the table changed shape after the row was captured; schema changes need tp-ddlscan");
-		return -1;
+	if (t && !t->ambiguous)
+		return t;
+	if (t) {
+		log_error("batch %s/%" PRIu64 ": table %s.%s: a captured row with %d columns fits"
+			  " two shapes of the table (columns dropped and added in one delta)",
+			  e->target, e->seq, schema, name, n);
+		log_hint("run tp-batch (or tp-ddlscan) between such changes, or use ddl = event-triggers");
+		return NULL;
 	}
-	return 0;
+	if (!(any = defs_pick(d, schema, name, 0, is_new))) {
+		log_error("batch %s/%" PRIu64 ": table %s.%s no longer exists", e->target, e->seq,
+			  schema, name);
+		return NULL;
+	}
+	log_error("batch %s/%" PRIu64 ": table %s.%s: captured row has %d columns, the table has %zu",
+		  e->target, e->seq, schema, name, n, any->ncols);
+	log_hint("the table changed shape in a way the catalog diff cannot follow;"
+		 " with ddl = off, schema changes are not tracked");
+	return NULL;
 }
 
-static void enc_field(encoder *e, size_t idx)
+static void enc_field(encoder *e, strbuf *out, size_t idx)
 {
 	const record_field *f = &e->f[idx];
 
-	strbuf_addc(&e->line, '\t');
-	copytext_field(&e->line, f->null ? NULL : e->store.buf + f->off, f->len);
+	strbuf_addc(out, '\t');
+	copytext_field(out, f->null ? NULL : e->store.buf + f->off, f->len);
 }
 
-static void enc_key(encoder *e, const table_def *t)
+static int enc_key(encoder *e, const table_def *t)
 {
 	size_t k;
 
-	for (k = 0; k < t->nkey; k++)
-		enc_field(e, t->key_idx[k]);
+	strbuf_reset(&e->keys);
+	for (k = 0; k < t->nkey; k++) {
+		if (t->key_idx[k] == SIZE_MAX) {
+			log_error("batch %s/%" PRIu64 ": table %s.%s: a captured row lacks its key column %zu",
+				  e->target, e->seq, t->schema, t->name, k + 1);
+			return -1;
+		}
+		enc_field(e, &e->keys, t->key_idx[k]);
+	}
+	return 0;
 }
 
 static void enc_row(encoder *e, const table_def *t)
@@ -186,26 +388,41 @@ static void enc_row(encoder *e, const table_def *t)
 
 	for (c = 0; c < t->ncols; c++)
 		if (!t->generated[c])
-			enc_field(e, c);
+			enc_field(e, &e->line, c);
 }
 
-/* One event row (batch, op, schema, table, old, new) into e->line. */
-static int enc_event(encoder *e, const table_def *t, PGresult *res)
+/*
+ * One event row (batch, op, schema, table, old, new) into e->line; *tp
+ * receives the shape whose TID the line names. UPDATE takes its key from
+ * the old record and its row from the new one, each in its own shape.
+ */
+static int enc_event(encoder *e, table_defs *d, PGresult *res, const table_def **tp)
 {
 	char op = *PQgetvalue(res, 0, 1);
+	const char *s = PQgetvalue(res, 0, 2), *n = PQgetvalue(res, 0, 3);
 	const char *old = PQgetisnull(res, 0, 4) ? NULL : PQgetvalue(res, 0, 4);
 	const char *new = PQgetisnull(res, 0, 5) ? NULL : PQgetvalue(res, 0, 5);
+	const table_def *t = NULL;
 
+	strbuf_reset(&e->keys);
+	if ((op == 'U' || op == 'D') &&
+	    (!old || !(t = enc_record(e, d, s, n, false, old)) || enc_key(e, t) < 0))
+		return -1;
+	if ((op == 'I' || op == 'U') && (!new || !(t = enc_record(e, d, s, n, false, new))))
+		return -1;
+	if (op == 'T' && !(t = defs_pick(d, s, n, 0, false))) {
+		log_error("batch %s/%" PRIu64 ": table %s.%s no longer exists", e->target, e->seq, s, n);
+		return -1;
+	}
+	if (!t)
+		return -1;
 	strbuf_reset(&e->line);
 	strbuf_addf(&e->line, "%c\t%u", op, t->tid);
-	if ((op == 'U' || op == 'D') && (!old || enc_record(e, t, old) < 0))
-		return -1;
-	if (op == 'U' || op == 'D')
-		enc_key(e, t);
-	if ((op == 'I' || op == 'U') && (!new || enc_record(e, t, new) < 0))
-		return -1;
+	if (e->keys.len)
+		strbuf_add(&e->line, e->keys.buf, e->keys.len);
 	if (op == 'I' || op == 'U')
 		enc_row(e, t);
+	*tp = t;
 	return 0;
 }
 
@@ -280,6 +497,7 @@ typedef struct out_file {
 	int fd;
 	batch_writer *w;
 	bool skip;                 /* already in the outbox: consume, don't write */
+	uint64_t extra;            /* lines beyond the planned events: S lines, copies */
 } out_file;
 
 typedef struct group_build {
@@ -302,6 +520,7 @@ static int out_open(group_build *gb, const batch_plan *p)
 	out_file *o = &gb->cur;
 	char name[64], err[512];
 
+	h.void_from = p->void_from > 0 ? (uint64_t)p->void_from : 0;   /* void numbers before */
 	memset(o, 0, sizeof(*o));
 	o->p = p;
 	o->fd = -1;
@@ -323,6 +542,32 @@ static int out_open(group_build *gb, const batch_plan *p)
 		return TP_EFAIL;
 	}
 	return TP_OK;
+}
+
+/* Stored S lines (batcher.c plan_store) into the current file. */
+static int out_lines(group_build *gb, const char *text)
+{
+	out_file *o = &gb->cur;
+	strbuf line = { 0 };
+	int rc = TP_OK;
+
+	for (const char *p = text; p && *p && rc == TP_OK;) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		bool keep = ddl_remap(p, len, gb->bc->target->apply_schema, &line);
+
+		p += len + (nl != NULL);
+		if (!keep)
+			continue;
+		if (batch_writer_line(o->w, line.buf, line.len) < 0) {
+			log_error("batch %s/%" PRIu64 ": %s", gb->bc->target->name, o->p->seq,
+				  batch_writer_error(o->w));
+			rc = TP_EFAIL;
+		}
+		o->extra++;
+	}
+	strbuf_free(&line);
+	return rc;
 }
 
 static int out_fail(out_file *o, int rc)
@@ -347,13 +592,15 @@ static int out_close(group_build *gb)
 	if (!o->p)
 		return TP_OK;
 	if (!o->skip) {
+		if (out_lines(gb, o->p->ddl_post) != TP_OK)
+			return out_fail(o, TP_EFAIL);
 		if (batch_writer_finish(o->w) < 0) {
 			log_error("batch %s/%" PRIu64 ": %s", t, o->p->seq, batch_writer_error(o->w));
 			return out_fail(o, TP_EFAIL);
 		}
-		if (batch_writer_events(o->w) != (uint64_t)o->p->events) {
+		if (batch_writer_events(o->w) - o->extra != (uint64_t)o->p->events) {
 			log_error("batch %s/%" PRIu64 ": wrote %" PRIu64 " events, planned %" PRId64,
-				  t, o->p->seq, batch_writer_events(o->w), o->p->events);
+				  t, o->p->seq, batch_writer_events(o->w) - o->extra, o->p->events);
 			log_hint("the target's tables or exclude globs changed since the batch was planned");
 			return out_fail(o, TP_EFAIL);
 		}
@@ -391,8 +638,7 @@ static int out_advance(group_build *gb, size_t k)
 static int out_event(group_build *gb, PGresult *res)
 {
 	size_t k = strtoul(PQgetvalue(res, 0, 0), NULL, 10);
-	const char *s = PQgetvalue(res, 0, 2), *n = PQgetvalue(res, 0, 3);
-	table_def *t;
+	const table_def *t;
 	int rc;
 
 	if (k < gb->next || k > gb->n) {
@@ -402,14 +648,8 @@ static int out_event(group_build *gb, PGresult *res)
 	}
 	if ((rc = out_advance(gb, k)) != TP_OK || gb->cur.skip)
 		return rc;
-	t = defs_find(&gb->defs, s, n);
 	gb->enc.seq = gb->cur.p->seq;
-	if (!t) {
-		log_error("batch %s/%" PRIu64 ": table %s.%s no longer exists",
-			  gb->bc->target->name, gb->cur.p->seq, s, n);
-		return TP_EFAIL;
-	}
-	if (enc_event(&gb->enc, t, res) < 0)
+	if (enc_event(&gb->enc, &gb->defs, res, &t) < 0)
 		return TP_EFAIL;
 	if (batch_writer_table(gb->cur.w, t->tid, t->defline.buf, t->defline.len) < 0 ||
 	    batch_writer_event(gb->cur.w, t->tid, gb->enc.line.buf, gb->enc.line.len) < 0) {
@@ -457,6 +697,106 @@ static int mark_written(batch_ctx *bc, const char *seqs)
 	return rc;
 }
 
+/* One copied row of a new table: an I line. */
+static int copy_row(group_build *gb, const char *schema, const char *name, const char *rec)
+{
+	const table_def *t = enc_record(&gb->enc, &gb->defs, schema, name, true, rec);
+	encoder *e = &gb->enc;
+
+	if (!t)
+		return TP_EFAIL;
+	strbuf_reset(&e->line);
+	strbuf_addf(&e->line, "I\t%u", t->tid);
+	enc_row(e, t);
+	if (batch_writer_table(gb->cur.w, t->tid, t->defline.buf, t->defline.len) < 0 ||
+	    batch_writer_event(gb->cur.w, t->tid, e->line.buf, e->line.len) < 0) {
+		log_error("batch %s/%" PRIu64 ": %s", gb->bc->target->name, gb->cur.p->seq,
+			  batch_writer_error(gb->cur.w));
+		return TP_EFAIL;
+	}
+	gb->cur.extra++;
+	return TP_OK;
+}
+
+/* The rows of new table t as the plan copied them (ddlplan.c), streamed. */
+static int copy_table(group_build *gb, const table_def *t)
+{
+	batch_ctx *bc = gb->bc;
+	char seq[24];
+	const char *params[4] = { bc->target->name, seq, t->schema, t->name };
+	strbuf sql = { 0 };
+	PGresult *res;
+	int rc = TP_OK;
+
+	/* the table may have been there on the target already: its content goes */
+	strbuf_reset(&gb->enc.line);
+	strbuf_addf(&gb->enc.line, "T\t%u", t->tid);
+	if (batch_writer_table(gb->cur.w, t->tid, t->defline.buf, t->defline.len) < 0 ||
+	    batch_writer_event(gb->cur.w, t->tid, gb->enc.line.buf, gb->enc.line.len) < 0) {
+		log_error("batch %s/%" PRIu64 ": %s", bc->target->name, gb->cur.p->seq,
+			  batch_writer_error(gb->cur.w));
+		return TP_EFAIL;
+	}
+	gb->cur.extra++;
+	snprintf(seq, sizeof(seq), "%" PRIu64, gb->cur.p->seq);
+	strbuf_addf(&sql, "SELECT rec FROM %s.copy WHERE target = $1 AND seq = $2"
+		    " AND rel_schema = $3 AND rel_name = $4 ORDER BY ord", bc->schema);
+	if (!PQsendQueryParams(bc->conn, sql.buf, 4, NULL, params, NULL, NULL, 0) ||
+	    !PQsetSingleRowMode(bc->conn))
+		rc = db_report(bc->conn, NULL, "reading a new table's rows");
+	strbuf_free(&sql);
+	while (rc == TP_OK && (res = PQgetResult(bc->conn)) != NULL) {
+		ExecStatusType st = PQresultStatus(res);
+
+		if (st == PGRES_SINGLE_TUPLE)
+			rc = copy_row(gb, t->schema, t->name, PQgetvalue(res, 0, 0));
+		else if (st != PGRES_TUPLES_OK)
+			rc = db_report(bc->conn, res, "reading a new table's rows");
+		PQclear(res);
+	}
+	while ((res = PQgetResult(bc->conn)) != NULL)     /* drain after a failure */
+		PQclear(res);
+	return rc;
+}
+
+/*
+ * The first batch of a delta opens before its events: the delta's S lines
+ * come first (tables created, columns added), then the rows of each new
+ * table as of hi, which hold every event of that table in the delta.
+ */
+static int group_start(group_build *gb)
+{
+	int rc;
+
+	if (!gb->g[0].ddl_pre)
+		return TP_OK;
+	if ((rc = out_advance(gb, 1)) != TP_OK || gb->cur.skip)
+		return rc;
+	gb->enc.seq = gb->cur.p->seq;
+	rc = out_lines(gb, gb->g[0].ddl_pre);
+	for (size_t i = 0; i < gb->defs.n && rc == TP_OK; i++)
+		if (gb->defs.v[i].is_new)
+			rc = copy_table(gb, &gb->defs.v[i]);
+	return rc;
+}
+
+/* Shapes and event names from the catalog versions of the group's delta. */
+static int cat_defs(group_build *gb, strbuf *schemas, strbuf *names)
+{
+	ddl_cat *lo = NULL, *hi = NULL;
+	int rc = ddl_load(gb->bc->conn, gb->bc->schema, gb->g[0].cat_lo, &lo);
+
+	if (rc == TP_OK)
+		rc = ddl_load(gb->bc->conn, gb->bc->schema, gb->g[0].cat_hi, &hi);
+	if (rc == TP_OK) {
+		defs_from_cat(&gb->defs, gb->bc, lo, hi);
+		ddl_event_names(lo, hi, schemas, names);
+	}
+	ddl_cat_free(lo);
+	ddl_cat_free(hi);
+	return rc;
+}
+
 int batch_build_group(batch_ctx *bc, const batch_plan *g, size_t n)
 {
 	group_build gb = { .bc = bc, .g = g, .n = n };
@@ -471,10 +811,16 @@ int batch_build_group(batch_ctx *bc, const batch_plan *g, size_t n)
 	}
 	fc_clean_tmp(gb.dir, "tp-batch");      /* what a killed run left; we hold the lock */
 	rc = batch_key(bc->target, &gb.key);
-	if (rc == TP_OK && delta_tables(bc, g[0].lo, g[0].hi, &schemas, &names, &rc) >= 0 &&
-	    (rc = defs_load(bc, schemas.buf, names.buf, &gb.defs)) == TP_OK &&
-	    (rc = events_query(bc, g, n, schemas.buf, names.buf)) == TP_OK)
+	if (rc == TP_OK && g[0].cat_lo && g[0].cat_hi)
+		rc = cat_defs(&gb, &schemas, &names);
+	else if (rc == TP_OK && delta_tables(bc, g[0].lo, g[0].hi, &schemas, &names, &rc) >= 0)
+		rc = defs_load(bc, schemas.buf, names.buf, &gb.defs);
+	if (rc == TP_OK)
+		rc = group_start(&gb);
+	if (rc == TP_OK && (rc = events_query(bc, g, n, schemas.buf, names.buf)) == TP_OK)
 		rc = group_stream(&gb);
+	if (rc != TP_OK && gb.cur.p)
+		out_fail(&gb.cur, rc);
 	/* Mark what reached the outbox, even when a later batch failed. */
 	if (gb.done.len) {
 		strbuf_addc(&gb.done, '}');
@@ -483,6 +829,7 @@ int batch_build_group(batch_ctx *bc, const batch_plan *g, size_t n)
 	free(gb.key);
 	strbuf_free(&gb.done);
 	strbuf_free(&gb.enc.line);
+	strbuf_free(&gb.enc.keys);
 	strbuf_free(&gb.enc.store);
 	free(gb.enc.f);
 	strbuf_free(&schemas);

@@ -25,9 +25,16 @@
 #define TP_BATCHER_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include "config.h"
 
 /* Batch every target, or only `only` when not NULL. Exit code. */
 int batcher_run(PGconn *conn, const tp_config *cfg, const char *only);
+/*
+ * The same; ddl_only (tp-ddlscan): cut a delta only for targets whose
+ * schema changed, so the change lands in the stream in order with the
+ * rows around it.
+ */
+int batcher_run_opts(PGconn *conn, const tp_config *cfg, const char *only, bool ddl_only);
 
 #endif

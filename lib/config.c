@@ -231,6 +231,30 @@ bool target_matches(const tp_target *t, const char *schema, const char *table)
 	return in;
 }
 
+/* Does the schema part of glob match schema, and is its table part "*"? */
+static bool glob_schema_match(const char *glob, const char *schema, bool *all_tables)
+{
+	const char *end = glob + strlen(glob);
+	struct scan sc = scan_glob(glob, end);
+	if (sc.ndots != 1)
+		return false;
+	char *sp = glob_pattern(glob, sc.dot);
+	bool m = fnmatch(sp, schema, 0) == 0;
+	free(sp);
+	*all_tables = strcmp(sc.dot + 1, "*") == 0;
+	return m;
+}
+
+bool target_matches_schema(const tp_target *t, const char *schema)
+{
+	bool in = false, all;
+	for (size_t i = 0; i < t->ntables && !in; i++)
+		in = glob_schema_match(t->tables[i], schema, &all);
+	for (size_t i = 0; i < t->nexclude && in; i++)
+		in = !(glob_schema_match(t->exclude[i], schema, &all) && all);
+	return in;
+}
+
 /* Split a comma-separated list of globs into *list; checks each one. */
 static int set_globs(struct parse *p, const char *key, const char *v,
 		     char ***list, size_t *n)

@@ -88,6 +88,13 @@ tp_source *config_source(const tp_config *cfg, const char *name);
  */
 bool target_matches(const tp_target *t, const char *schema, const char *table);
 
+/*
+ * True when some tables glob's schema part matches schema and no exclude
+ * glob "SCHEMA.*" does: the schema's own DDL (create, rename, drop) is
+ * replicated to the target.
+ */
+bool target_matches_schema(const tp_target *t, const char *schema);
+
 /* A node, target or source name: 1..63 of [A-Za-z0-9_-]. */
 bool config_name_valid(const char *s);
 

@@ -212,3 +212,15 @@ char *db_qualified(PGconn *conn, const char *schema, const char *name)
 	free(n);
 	return strbuf_detach(&sb);
 }
+
+void db_array_add(strbuf *sb, const char *s)
+{
+	strbuf_addc(sb, sb->len == 0 ? '{' : ',');
+	strbuf_addc(sb, '"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			strbuf_addc(sb, '\\');
+		strbuf_addc(sb, *s);
+	}
+	strbuf_addc(sb, '"');
+}

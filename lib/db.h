@@ -16,6 +16,7 @@
 
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include "strbuf.h"
 
 /* Connect; on failure logs and returns NULL with *rc set (69, 78 for class 28). */
 PGconn *db_connect(const char *conninfo, int *rc);
@@ -55,5 +56,7 @@ int db_report(PGconn *conn, const PGresult *res, const char *what);
 char *db_ident(PGconn *conn, const char *name);
 /* "schema"."name", malloc'd */
 char *db_qualified(PGconn *conn, const char *schema, const char *name);
+/* Append s to a text[] literal being built in sb (empty sb: starts it). */
+void db_array_add(strbuf *sb, const char *s);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "ddl.h"
 #include "install.h"
 #include "log.h"
 #include "sqlfiles.h"
@@ -129,7 +130,31 @@ static int check_installed_version(installer *in)
 	return rc;
 }
 
-/* Every target gets a position row; its stream starts now. */
+/*
+ * Add one target's position row; its stream starts now. With schema
+ * changes tracked, the catalog description as of that same snapshot goes
+ * with it (REPEATABLE READ: pg_current_snapshot() is the snapshot the
+ * description is read in), so the first delta diffs against it.
+ */
+static int add_target(installer *in, const tp_target *t, const char *sql)
+{
+	const char *params[1] = { t->name };
+	PGresult *res;
+	int rc;
+
+	if (in->dry_run || in->cfg->ddl == TP_DDL_OFF)
+		return step(in, "adding a target", sql, 1, params);
+	rc = db_exec(in->conn, "starting a transaction", "BEGIN ISOLATION LEVEL REPEATABLE READ");
+	if (rc != TP_OK)
+		return rc;
+	res = db_query(in->conn, "adding a target", sql, 1, params, &rc);
+	if (res && PQntuples(res) == 1)
+		rc = ddl_baseline(in->conn, in->cfg, t, in->schema);
+	PQclear(res);
+	return tp_exit_worse(rc, db_exec(in->conn, "ending the transaction",
+					 rc == TP_OK ? "COMMIT" : "ROLLBACK"));
+}
+
 static int add_targets(installer *in)
 {
 	char sql[512];
@@ -138,12 +163,9 @@ static int add_targets(installer *in)
 
 	snprintf(sql, sizeof(sql),
 		 "INSERT INTO %s.target (name, last_snap) VALUES ($1, pg_catalog.pg_current_snapshot())"
-		 " ON CONFLICT (name) DO NOTHING", in->schema);
-	for (i = 0; i < in->cfg->ntargets && rc == TP_OK; i++) {
-		const char *params[1] = { in->cfg->targets[i].name };
-
-		rc = step(in, "adding a target", sql, 1, params);
-	}
+		 " ON CONFLICT (name) DO NOTHING RETURNING name", in->schema);
+	for (i = 0; i < in->cfg->ntargets && rc == TP_OK; i++)
+		rc = add_target(in, &in->cfg->targets[i], sql);
 	return rc;
 }
 
@@ -252,6 +274,31 @@ static int sync_triggers(installer *in, PGresult *tables)
 	return rc;
 }
 
+/*
+ * tp-batch, tp-ddlscan: give newly matched tables their triggers, each in
+ * its own short transaction. Best effort: a table that cannot get one now
+ * (locked, not ours, no key) is left for a later run and not replicated
+ * until then; the run goes on.
+ */
+static void attach_new(installer *in, PGresult *tables)
+{
+	for (int i = 0; i < PQntuples(tables); i++) {
+		const char *s = PQgetvalue(tables, i, 0), *t = PQgetvalue(tables, i, 1);
+		bool has_row = *PQgetvalue(tables, i, 3) == 't';
+		bool has_stmt = *PQgetvalue(tables, i, 4) == 't';
+
+		if (!matched_by_any_target(in->cfg, s, t) || (has_row && has_stmt))
+			continue;
+		if (*PQgetvalue(tables, i, 2) != 't') {
+			log_warn("table %s.%s has no primary key: not replicated until it has one", s, t);
+			continue;
+		}
+		if ((!has_stmt && trigger_sql(in, s, t, true, false) != TP_OK) ||
+		    (!has_row && trigger_sql(in, s, t, true, true) != TP_OK))
+			log_warn("table %s.%s: no capture trigger yet; trying again next run", s, t);
+	}
+}
+
 static int install_source(installer *in, PGresult *tables)
 {
 	int rc = step_file(in, "source.sql");
@@ -286,6 +333,26 @@ static void installer_done(installer *in)
 {
 	free(in->schema);
 	free(in->capture_fn);
+}
+
+int install_capture_new(PGconn *conn, const tp_config *cfg)
+{
+	installer in;
+	PGresult *tables = NULL, *res;
+	const char *params[1];
+	int rc = installer_init(&in, conn, cfg, false);
+
+	params[0] = in.capture_fn;
+	res = rc == TP_OK ? db_query(conn, "looking for the capture function",
+				     "SELECT pg_catalog.to_regprocedure($1) IS NOT NULL",
+				     1, params, &rc) : NULL;
+	/* not installed: the plan says so with a hint */
+	if (res && *PQgetvalue(res, 0, 0) == 't' && (tables = list_tables(&in, &rc)))
+		attach_new(&in, tables);
+	PQclear(res);
+	PQclear(tables);
+	installer_done(&in);
+	return tp_exit_worse(rc, db_exec(conn, "resetting lock_timeout", "RESET lock_timeout"));
 }
 
 int install_run(PGconn *conn, const tp_config *cfg, bool dry_run)

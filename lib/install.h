@@ -25,6 +25,13 @@ int install_run(PGconn *conn, const tp_config *cfg, bool dry_run);
 /* Remove every trigger and the schema. Exit code. */
 int install_remove(PGconn *conn, const tp_config *cfg, bool dry_run);
 
+/*
+ * Attach capture triggers to matched tables that lack them (never drops
+ * any), one short transaction each under lock_timeout; a table that
+ * cannot get one now is logged and skipped. Exit code of the lookups.
+ */
+int install_capture_new(PGconn *conn, const tp_config *cfg);
+
 /* The capture schema must be a plain identifier (it appears in regclass
  * literals inside the SQL). TP_OK or TP_ECONFIG, logged. */
 int install_check_schema(const tp_config *cfg);

@@ -483,6 +483,18 @@ bool json_u64(const json_doc *d, int obj, const char *key, uint64_t *out)
 	return true;
 }
 
+bool json_bool(const json_doc *d, int obj, const char *key, bool *out)
+{
+	int t = json_get(d, obj, key);
+	if (json_type(d, t) != JSON_PRIMITIVE)
+		return false;
+	const char *p = d->arena.buf + d->soff[t];
+	if (strcmp(p, "true") != 0 && strcmp(p, "false") != 0)
+		return false;
+	*out = p[0] == 't';
+	return true;
+}
+
 size_t json_array_len(const json_doc *d, int arr)
 {
 	return json_type(d, arr) == JSON_ARRAY ? (size_t)d->tok[arr].size : 0;

@@ -61,5 +61,7 @@ const char *json_string(const json_doc *d, int tok);
 const char *json_str(const json_doc *d, int obj, const char *key);
 /* Key's value as a non-negative integer without sign, fraction or exponent. */
 bool json_u64(const json_doc *d, int obj, const char *key, uint64_t *out);
+/* Key's value as true or false (the literals only). */
+bool json_bool(const json_doc *d, int obj, const char *key, bool *out);
 
 #endif

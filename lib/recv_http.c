@@ -210,7 +210,7 @@ static int status_reply(recv_ctx *r, const char *who, http_reply *rep)
 		    >= (int)sizeof dir ||
 		    snprintf(applied, sizeof applied, "%s/inbox/%s/applied",
 			     cfg->spool, s->name) >= (int)sizeof applied)
-			continue;       /* cannot be: config_load bounds both */
+			continue;       /* a spool path too long for any file */
 		uint64_t a = highest(applied), h = highest(dir);
 		strbuf_addf(&rep->body, "%s{\"name\":", sep);
 		json_add_strz(&rep->body, s->name);

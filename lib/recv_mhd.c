@@ -49,6 +49,7 @@ typedef struct mhd_req {
 	http_upload *up;
 	http_reply rep;
 	bool answered;
+	bool refused;               /* body refused midway: connection cut */
 	char peer[80];
 } mhd_req;
 
@@ -177,7 +178,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		/* No answer may be queued while the body is coming: a body
 		 * over the limit (chunked, no Content-Length) just ends the
 		 * connection. */
-		return http_body(m->up, data, n, &m->rep) < 0 ? MHD_NO : MHD_YES;
+		if (http_body(m->up, data, n, &m->rep) == 0)
+			return MHD_YES;
+		m->refused = true;
+		return MHD_NO;
 	}
 	http_end(m->up, &m->rep);
 	return queue(s, c, m);
@@ -192,7 +196,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)c;
 	if (!m)
 		return;
-	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && m->up && !m->answered)
+	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && m->up &&
+	    !m->answered && !m->refused)
 		log_warn("upload from %s cut off before its end: nothing stored",
 			 m->peer);
 	http_upload_free(m->up);
@@ -432,10 +437,10 @@ static void detach_stdio(void)
 		if (fstat(fd, &st) == 0 && st.st_dev == in.st_dev &&
 		    st.st_ino == in.st_ino) {
 			int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-			if (null >= 0 && dup2(null, fd) < 0)
+			if (null >= 0) {
+				dup2(null, fd);         /* clears O_CLOEXEC on fd */
 				close(null);
-			else if (null >= 0 && null != fd)
-				close(null);
+			}
 		}
 }
 

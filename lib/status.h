@@ -52,7 +52,7 @@ typedef struct status {
 	size_t ntargets;
 	st_source *sources;
 	size_t nsources;
-	outcome *cmds;            /* <spool>/state/*.json, by name */
+	outcome *cmds;            /* <spool>/state/NAME.json, sorted */
 	size_t ncmds;
 	char **problems;          /* why it is not healthy, one line each */
 	size_t nproblems;

@@ -176,20 +176,28 @@ static int rotate(vac *v)
 	return tp_exit_worse(rc, end);
 }
 
-/* DELETE ... LIMIT-chunk statements until one deletes less than a chunk. */
+/*
+ * Run a chunked DELETE (one autocommitted statement of at most
+ * VACUUM_CHUNK rows each) until one deletes less than a chunk; `what`
+ * names the rows for the log ("batch records of target x").
+ */
 static int delete_chunks(vac *v, const char *what, const char *sql,
 			 int nparams, const char *const *params, uint64_t *count)
 {
+	char doing[160];
 	int rc = TP_OK;
 	long n;
 
+	snprintf(doing, sizeof doing, "deleting %s", what);
 	do {
-		PGresult *res = db_query(v->conn, what, sql, nparams, params, &rc);
+		PGresult *res = db_query(v->conn, doing, sql, nparams, params, &rc);
 		if (!res)
 			return rc;
 		n = atol(PQcmdTuples(res));
 		*count += (uint64_t)n;
 		PQclear(res);
+		if (n > 0)
+			log_debug("deleted %ld %s", n, what);
 	} while (n >= VACUUM_CHUNK);
 	return rc;
 }
@@ -251,7 +259,9 @@ static int prune_target_batches(vac *v, const char *target)
 		    "  AND written IS NOT NULL AND created < pg_catalog.now()"
 		    "   - pg_catalog.make_interval(secs => $3::double precision)"
 		    "  ORDER BY seq LIMIT %d)", v->schema, v->schema, VACUUM_CHUNK);
-	rc = delete_chunks(v, "deleting batch records", sql.buf, 3, params, &v->batches);
+	char what[128];
+	snprintf(what, sizeof what, "batch records of target %s", target);
+	rc = delete_chunks(v, what, sql.buf, 3, params, &v->batches);
 	strbuf_free(&sql);
 	return rc;
 }
@@ -285,7 +295,7 @@ static int prune_apply_log(vac *v)
 		    "   - pg_catalog.make_interval(secs => $1::double precision)"
 		    "  AND l.seq < (SELECT max(m.seq) FROM %s.apply_log m WHERE m.source = l.source)"
 		    "  LIMIT %d)", v->schema, v->schema, v->schema, VACUUM_CHUNK);
-	int rc = delete_chunks(v, "deleting apply log lines", sql.buf, 1, params, &v->logs);
+	int rc = delete_chunks(v, "apply log lines", sql.buf, 1, params, &v->logs);
 	strbuf_free(&sql);
 	return rc;
 }

@@ -114,3 +114,71 @@ BEGIN
     RETURN NULL;
 END
 $fn$;
+
+-- Initial loads (tp-load, lib/load.c). A load's parts are batches too:
+-- kind 'load' rows, written by tp-load itself, so tp-batch never builds
+-- them. A row batch that tp-load plans for the events before its snapshot
+-- leaves out the loaded tables (skip_schemas/skip_names: the load holds
+-- those rows already). void_from: set on the first batch after numbers an
+-- unfinished load had reserved; the target skips [void_from, seq) as void.
+ALTER TABLE @schema@.batch ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'rows';
+ALTER TABLE @schema@.batch ADD COLUMN IF NOT EXISTS void_from bigint;
+ALTER TABLE @schema@.batch ADD COLUMN IF NOT EXISTS skip_schemas text[];
+ALTER TABLE @schema@.batch ADD COLUMN IF NOT EXISTS skip_names text[];
+
+-- The highest batch number a load in progress has handed out. Written in
+-- its own committed transaction before each part leaves tp-load, so after
+-- a crash no number is ever used twice. No foreign key: the load holds its
+-- target's row FOR UPDATE, which a key check would wait for.
+CREATE TABLE IF NOT EXISTS @schema@.load_reserve (
+    target text PRIMARY KEY,
+    seq    bigint NOT NULL
+);
+
+-- The last committed load of each table, per target: a re-run skips them
+-- unless --fresh.
+CREATE TABLE IF NOT EXISTS @schema@.loaded (
+    target       text NOT NULL,
+    table_schema text NOT NULL,
+    table_name   text NOT NULL,
+    load_id      text NOT NULL,
+    first_seq    bigint NOT NULL,
+    last_seq     bigint NOT NULL,
+    rows         bigint NOT NULL,
+    loaded_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (target, table_schema, table_name)
+);
+
+-- Schema changes (ddl = diff): the description of each target's objects
+-- (schemas, tables, columns, keys) as of a snapshot, one version per
+-- change. target.catalog is the version as of target.last_snap; a batch
+-- records the versions of its lo and hi, so it is rebuilt identical and
+-- rows captured in either shape decode. tp-batch deletes versions no
+-- batch or target refers to.
+CREATE TABLE IF NOT EXISTS @schema@.catalog (
+    id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    target text NOT NULL REFERENCES @schema@.target ON DELETE CASCADE,
+    descr  text NOT NULL
+);
+ALTER TABLE @schema@.target ADD COLUMN IF NOT EXISTS catalog bigint;
+-- ddl_pre / ddl_post: the delta's schema changes ("S" lines of
+-- teleport-batch(5)), at the start of its first batch and the end of its
+-- last one.
+ALTER TABLE @schema@.batch ADD COLUMN IF NOT EXISTS cat_lo bigint,
+    ADD COLUMN IF NOT EXISTS cat_hi bigint,
+    ADD COLUMN IF NOT EXISTS ddl_pre text,
+    ADD COLUMN IF NOT EXISTS ddl_post text;
+-- The rows of tables that appeared in a delta, as of its hi (record text,
+-- like ev_new): the first batch of the delta creates the table and
+-- carries them, so rows written before the capture trigger existed are
+-- not lost. Kept as long as the batch row, so the batch can be rebuilt.
+CREATE TABLE IF NOT EXISTS @schema@.copy (
+    target text NOT NULL,
+    seq    bigint NOT NULL,
+    rel_schema text NOT NULL,
+    rel_name   text NOT NULL,
+    ord    bigint NOT NULL,
+    rec    text NOT NULL,
+    FOREIGN KEY (target, seq) REFERENCES @schema@.batch ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS copy_batch ON @schema@.copy (target, seq, rel_schema, rel_name, ord);

@@ -7,7 +7,9 @@
 DROP VIEW IF EXISTS @schema@.event;
 DROP TABLE IF EXISTS @schema@.event_0, @schema@.event_1, @schema@.event_2;
 DROP SEQUENCE IF EXISTS @schema@.event_id_seq;
+DROP TABLE IF EXISTS @schema@.copy, @schema@.catalog;
 DROP TABLE IF EXISTS @schema@.batch, @schema@.target, @schema@.queue;
+DROP TABLE IF EXISTS @schema@.load_reserve, @schema@.loaded;
 DROP FUNCTION IF EXISTS @schema@.capture();
 DROP TABLE IF EXISTS @schema@.applied, @schema@.apply_log;
 DROP TABLE IF EXISTS @schema@.version;

@@ -20,14 +20,13 @@ teardown_file() {
 setup() {
 	T=$BATS_TEST_TMPDIR
 	N=e2e$BATS_TEST_NUMBER
-	E2E_CLIENTS=()
 }
 
 teardown() {
 	clients_kill
 }
 
-# src_ini FILE NODE DB: the [node] section of a source; targets appended
+# node_ini FILE NAME DB: a config with its [node] section; sections are appended
 node_ini() {
 	printf '[node]\nname = %s\nconninfo = %s\nspool = %s\n' "$2" "$(tp_conninfo "$3")" "$T/spool-$2" > "$1"
 }
@@ -107,7 +106,9 @@ in_transit() {
 		sales.invoices sales.invoice_lines; do
 		same "${N}_src" "${N}_dst" "$t"
 	done
-	# the key updates did happen (and were compared above)
+	# the key updates and truncates did happen (and were compared above)
+	run -0 bash -c "dump_events '$T/spool-replica/inbox/src/applied' | awk -F'\t' '\$2 == \"T\"' | grep -c ."
+	[ "$output" -gt 0 ]
 	run -0 tp_psql "${N}_src" "SELECT count(*) > 0 FROM public.customers WHERE id > 1000000000"
 	assert_output t
 	run -0 tp_psql "${N}_src" "SELECT count(*) > 0 FROM public.order_items WHERE line > 100"
@@ -260,7 +261,7 @@ kill9() {
 		wait "$pid"
 		exit 0
 	) 2> /dev/null; then
-		KILLS=$((KILLS + 1))
+		KILLS[$1]=$((${KILLS[$1]:-0} + 1))
 	fi
 }
 
@@ -282,25 +283,30 @@ kill9() {
 
 	seed=${E2E_SEED:-$$}
 	RANDOM=$seed
-	echo "# seed $seed (E2E_SEED=$seed to repeat)" >&3
-	client "${N}_src" "ticks(1, 1500)"
-	client "${N}_src" "ticks(2, 1500)"
+	echo "# seed $seed (E2E_SEED=$seed repeats the kill pattern)" >&3
+	client "${N}_src" "ticks(1, 2500)"
+	client "${N}_src" "ticks(2, 2500)"
 	client "${N}_src" "shop(3, 400)"
-	KILLS=0
-	for ((i = 0; i < 40; i++)); do
+	declare -A KILLS=()
+	for ((i = 0; i < 100; i++)); do
 		# each command is killed two times out of three, else runs whole
-		for cmd in "tp-batch -c $T/src.ini" "tp-send -c $T/src.ini" \
-			"tp-recv -c $T/dst.ini --from $T/drop" "tp-apply -c $T/dst.ini"; do
+		for step in batch send recv apply; do
+			case $step in
+			batch) cmd=(tp-batch -c "$T/src.ini") ;;
+			send) cmd=(tp-send -c "$T/src.ini") ;;
+			recv) cmd=(tp-recv -c "$T/dst.ini" --from "$T/drop") ;;
+			apply) cmd=(tp-apply -c "$T/dst.ini") ;;
+			esac
 			if ((RANDOM % 3)); then
-				kill9 $cmd
+				kill9 "${cmd[@]}"
 			else
-				tp $cmd
+				tp "${cmd[@]}"
 			fi
 		done
-		clients_running || ((i < 30)) || break
+		clients_running || ((i < 50)) || break
 	done
 	clients_wait
-	echo "# $i rounds, $KILLS commands killed" >&3
+	echo "# $i rounds; killed: $(for c in "${!KILLS[@]}"; do printf '%s %sx, ' "$c" "${KILLS[$c]}"; done)" >&3
 	prev=-1
 	for ((i = 0; i < 20; i++)); do
 		pipeline "$T/src.ini" "$T/dst.ini" "$T/drop"
@@ -313,9 +319,9 @@ kill9() {
 
 	# every tick arrived once: 1..n without a gap, as on the source
 	run -0 tp_psql "${N}_src" "SELECT v FROM public.counter"
-	assert_output 3000
+	assert_output 5000
 	run -0 tp_psql "${N}_dst" "SELECT count(*) || ' ' || min(n) || ' ' || max(n) || ' ' || count(DISTINCT n) FROM public.ticks"
-	assert_output "3000 1 3000 3000"
+	assert_output "5000 1 5000 5000"
 	for t in public.counter public.ticks public.customers public.orders public.order_items public.oddities; do
 		same "${N}_src" "${N}_dst" "$t"
 	done

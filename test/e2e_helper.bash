@@ -112,7 +112,9 @@ workload_sql() {
 	             WHERE id = o;
 	            SELECT id INTO o FROM public.orders
 	             WHERE id >= floor(random() * o) ORDER BY id LIMIT 1;
-	            IF r < 0.30 THEN
+	            IF r < 0.002 THEN                   -- now and then, emptied
+	                TRUNCATE public.oddities;
+	            ELSIF r < 0.30 THEN
 	                UPDATE public.orders SET status = CASE status WHEN 'new' THEN 'paid'
 	                    WHEN 'paid' THEN 'shipped' ELSE 'cancelled' END::public.status WHERE id = o;
 	            ELSIF r < 0.42 THEN                 -- children first, then the parent
@@ -139,7 +141,11 @@ workload_sql() {
 	                              WHERE x.id % 8 = client
 	                                AND NOT EXISTS (SELECT FROM public.orders WHERE customer_id = x.id)
 	                              ORDER BY x.id DESC LIMIT 1);
-	            ELSIF r < 0.82 THEN                 -- two rows swap their keys
+	            ELSIF r < 0.79 THEN                 -- deleted and inserted again
+	                n := floor(random() * 100);
+	                DELETE FROM public.oddities WHERE id = n;
+	                INSERT INTO public.oddities (id, amount, tags) VALUES (n, -n, ARRAY[]::text[]);
+	            ELSIF r < 0.85 THEN                 -- two rows swap their keys
 	                n := floor(random() * 100); m := floor(random() * 100);
 	                UPDATE public.oddities SET id = -client WHERE id = n;
 	                UPDATE public.oddities SET id = n WHERE id = m;
@@ -234,6 +240,7 @@ workload_sql() {
 	        INSERT INTO public.ticks VALUES (t, client, repeat(md5(t::text), 1 + i % 5));
 	        UPDATE public.ticks SET pad = pad || '+' WHERE n = floor(random() * t) + 1;
 	        COMMIT;
+	        PERFORM pg_sleep(0.001);
 	    END LOOP;
 	END $$;
 	EOF

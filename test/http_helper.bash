@@ -23,6 +23,12 @@ http_teardown() {
 	for p in "${BG_PIDS[@]}"; do
 		wait "$p" 2>/dev/null || true
 	done
+	# Receivers ran in the background: their sanitizer reports are in
+	# the log, not in any status a test saw.
+	if grep -q 'Sanitizer' "$RECV_LOG" 2>/dev/null; then
+		cat "$RECV_LOG" >&2
+		return 1
+	fi
 }
 
 # bg CMD...: start a daemon without bats' fd 3, remember it for teardown.
@@ -97,16 +103,18 @@ auth_headers() {
 
 # post FILE ROUTE [SOURCE [TOKEN [curl args...]]]: POST FILE to $URL ROUTE
 # signed as SOURCE (default billing) with TOKEN (default the shared one);
-# prints "STATUS BODY". A SOURCE of "-" sends no credential.
+# prints "STATUS BODY" ("000" when no answer came). A SOURCE of "-"
+# sends no credential. $CT overrides the Content-Type.
 post() {
 	local file=$1 route=$2 source=${3:-billing} token=${4:-the-shared-token}
 	local hdr=()
 	shift $(($# < 4 ? $# : 4))
 	[ "$source" = - ] || mapfile -t hdr < <(auth_headers POST "$route" "$source" "$token")
+	rm -f "$T/body"
 	curl -sS -o "$T/body" -w '%{http_code}' "${hdr[@]}" \
-		-H "Content-Type: application/x-teleport-batch" -H "Expect:" \
+		-H "Content-Type: ${CT-application/x-teleport-batch}" -H "Expect:" \
 		--data-binary "@$file" "$@" "$URL$route"
-	printf ' %s' "$(head -1 "$T/body")"
+	printf ' %s' "$(head -1 "$T/body" 2>/dev/null)"
 }
 
 # route N [SOURCE [EXT]]: the route of batch N
@@ -120,6 +128,13 @@ inbox_files() {
 }
 inbox_tmp() {
 	[ ! -d "$DST/inbox" ] || find "$DST/inbox" -name '.tmp-*'
+}
+
+# tmp_growing: an upload's temp file is in the inbox and has data.
+tmp_growing() {
+	local f
+	f=$(inbox_tmp | head -1)
+	[ -n "$f" ] && [ -s "$f" ]
 }
 
 # no_tmp_left: no temp file of an upload remains in the inbox.

@@ -246,11 +246,9 @@ applied"
 	assert_output ""
 }
 
-@test "--listen, --inetd and --cgi are not there yet: usage error" {
-	run -64 tp-recv -c "$RECV_INI" --listen 127.0.0.1:8089
-	assert_output --partial "--listen is not supported yet"
+@test "no way in given: usage error naming them" {
 	run -64 tp-recv -c "$RECV_INI"
-	assert_output --partial "--from DIR"
+	assert_output --partial "--from DIR, --listen HOST:PORT, --inetd or --cgi"
 }
 
 @test "kill -9 of tp-send and tp-recv at random points: every batch exactly once" {

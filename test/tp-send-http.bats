@@ -153,6 +153,10 @@ $INBOX/applied/0000000000000001.tar.zst"
 	run -0 wc -l < "$T/hits"
 	assert_output 3     # the port probe, then two attempts
 	[ -e "$OUTBOX/$(seqname 1)" ]
+	printf 'HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\nContent-Length: 5\r\nConnection: close\r\n\r\nslow\n' > "$T/resp"
+	run -69 tp-send -v -c "$SEND_INI"
+	assert_line -n 0 --partial "429 slow; retry 1 of 1 in 2 s"
+	assert_line -n 1 --partial "429 slow (gave up after 2 attempts)"
 }
 
 @test "SIGTERM while waiting to retry: exit 75, batch kept" {
@@ -245,8 +249,7 @@ $INBOX/applied/0000000000000001.tar.zst"
 		-H "Content-Type: application/x-teleport-batch" -H "Expect:" \
 		--data-binary "@$big" "$URL$(route 1)" 2>/dev/null 3>&- &
 	local curl_pid=$!
-	wait_for test -n "$(inbox_tmp)"
-	wait_for test -s "$(inbox_tmp | head -1)"
+	wait_for tmp_growing
 	kill -9 "$RECV_PID"
 	wait "$curl_pid" || true
 	run -0 inbox_files

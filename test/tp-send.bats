@@ -105,13 +105,13 @@ billing.0000000000000003.tar.zst"
 	assert_output --partial "drop folder $DROP: not writable"
 }
 
-@test "http endpoints: exit 78 for now, other targets still ship" {
+@test "an http endpoint that is down: exit 69, other targets still ship" {
 	queue "$W/good"
-	printf '\n[target web]\ntables = public.*\nendpoint = http://replica.invalid:8089/\n' >> "$SEND_INI"
+	printf '\n[target web]\ntables = public.*\nendpoint = http://127.0.0.1:1/\nretries = 0\n' >> "$SEND_INI"
 	mkdir -p "$SRC/outbox/web"
 	cp "$W/good/$(seqname 1)" "$SRC/outbox/web/"
-	run -78 tp-send -c "$SEND_INI"
-	assert_output "tp-send: error: target web: http endpoints are not supported yet"
+	run -69 tp-send -c "$SEND_INI"
+	assert_output --regexp "^tp-send: error: target web: batch 0000000000000001.tar.zst: http://127.0.0.1:1/v1/batches/billing/0000000000000001.tar.zst: .*\(gave up after 1 attempt\)$"
 	run -0 ls_names "$DROP"
 	assert_line "billing.0000000000000003.tar.zst"
 	[ -e "$SRC/outbox/web/$(seqname 1)" ]

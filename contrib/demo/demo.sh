@@ -48,7 +48,7 @@ fi
 if [[ -t 1 ]]; then
 	b=$'\e[1m' g=$'\e[32m' r=$'\e[31m' d=$'\e[2m' n=$'\e[0m'
 else
-	b= g= r= d= n=
+	b='' g='' r='' d='' n=''
 fi
 say() { printf '%s==>%s %s\n' "$b" "$n" "$*"; }
 
@@ -130,8 +130,7 @@ run_cmd() {
 	local st=0
 	"$@" 2>> "$tmp/$1.err" || st=$?
 	if ((st != 0 && st != 75)); then
-		printf '%sdemo: %s exited %d:%s\n' "$r" "$*" "$st" "$n" >&2
-		tail -n 5 "$tmp/$1.err" >&2
+		printf '%sdemo: %s exited %d%s\n' "$r" "$*" "$st" "$n" >&2
 		exit 1
 	fi
 }
@@ -193,14 +192,14 @@ count_files() {
 # progress ROUND NOTE: one line of cumulative counts
 last_cut=-1
 progress() {
-	local cut cut_ev sent recv applied ap_ev
-	IFS='|' read -r cut cut_ev < <(src "SELECT count(*), coalesce(sum(events), 0)
-		FROM teleport.batch WHERE target = 'replica'")
-	IFS='|' read -r applied ap_ev < <(dst "SELECT count(*), coalesce(sum(events), 0)
-		FROM teleport.apply_log WHERE source = 'shop'")
+	local cut cut_ev sent recv applied ap_ev row
+	row=$(src "SELECT count(*), coalesce(sum(events), 0) FROM teleport.batch WHERE target = 'replica'")
+	IFS='|' read -r cut cut_ev <<< "$row"
+	row=$(dst "SELECT count(*), coalesce(sum(events), 0) FROM teleport.apply_log WHERE source = 'shop'")
+	IFS='|' read -r applied ap_ev <<< "$row"
 	sent=$(count_files "$tmp/spool-src/outbox/replica/sent")
 	recv=$(( $(count_files "$tmp/spool-dst/inbox/shop") + $(count_files "$tmp/spool-dst/inbox/shop/applied") ))
-	printf '    round %3d  %-9s  batches cut %4d  sent %4d  received %4d  applied %4d   changes cut %7d  applied %7d\n' \
+	printf '    %5d  %-8s  %7d %6d %7d %8d   %9d %9d\n' \
 		"$1" "$2" "$cut" "$sent" "$recv" "$applied" "$cut_ev" "$ap_ev"
 	# for the drain: nothing new was cut and everything cut is applied
 	drained=0
@@ -220,6 +219,8 @@ for i in 1 2; do
 	src "CALL demo.workload($i, $seconds)" > /dev/null 2> "$tmp/client-$i.err" &
 	clients+=($!)
 done
+printf '    %s%5s  %-8s  %-31s   %-19s%s\n' "$b" "" "" "batches -----------------------" "changes ------------" "$n"
+printf '    %s%5s  %-8s  %7s %6s %7s %8s   %9s %9s%s\n' "$b" round phase cut sent received applied cut applied "$n"
 rounds=0
 running() {
 	local p
@@ -278,16 +279,16 @@ EOF
 }
 checksum src > "$tmp/sums-src"
 checksum dst > "$tmp/sums-dst"
-printf "    ${b}%-20s %10s %10s   %-32s   %-32s${n}\n" table source target "source md5" "target md5"
+printf "    ${b}%-20s %9s %9s   %s${n}\n" table "source" "target" "md5 of the rows"
 bad=0
 while IFS='|' read -r t1 n1 m1 <&3 && IFS='|' read -r t2 n2 m2 <&4; do
 	if [[ $t1 == "$t2" && $n1 == "$n2" && $m1 == "$m2" ]]; then
-		mark="${g}same$n"
+		printf '    %-20s %9d %9d   %s  %ssame%s\n' "$t1" "$n1" "$n2" "$m1" "$g" "$n"
 	else
-		mark="${r}DIFFERENT$n"
+		printf '    %-20s %9d %9d   %s (source)  %s (target)  %sDIFFERENT%s\n' \
+			"$t1" "$n1" "$n2" "$m1" "$m2" "$r" "$n"
 		bad=1
 	fi
-	printf '    %-20s %10d %10d   %s   %s   %s\n' "$t1" "$n1" "$n2" "$m1" "$m2" "$mark"
 done 3< "$tmp/sums-src" 4< "$tmp/sums-dst"
 if [[ $(wc -l < "$tmp/sums-src") != $(wc -l < "$tmp/sums-dst") ]]; then
 	bad=1

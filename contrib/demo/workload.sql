@@ -122,7 +122,7 @@ BEGIN
         COMMIT;
         PERFORM pg_sleep(0.005);
     END LOOP;
-    RAISE NOTICE 'client %: % transactions (% rolled back after a collision); key updates: % order lines renumbered, % line pairs swapped, % customers renumbered; % orders deleted',
+    RAISE NOTICE 'client %: % transactions (% collided, rolled back); key updates: % lines renumbered, % swaps, % customers; % orders deleted',
         client, i, failed, moved, swaps, renum, gone;
 END
 $$;

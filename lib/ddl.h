@@ -1,0 +1,124 @@
+/*
+ * ddl.h - schema changes without event triggers (ddl = diff).
+ *
+ * A "description" is the text form of the objects a target replicates, as
+ * one snapshot sees them: its schemas, its tables that carry the capture
+ * trigger, their columns (by attribute number) and primary keys. Objects
+ * are identified by oid and attnum, so a rename is told apart from a
+ * drop and an add. Lines of COPY text fields, sorted, one object each:
+ *
+ *   n OID NAME                                  schema
+ *   r OID NSPOID SCHEMA NAME NATTS              table (NATTS: relnatts,
+ *                                               dropped columns included)
+ *   a RELOID ATTNUM NAME TYPE NOTNULL DEFAULT GENERATED
+ *   p RELOID CONOID NAME ATTNUM,ATTNUM,...      primary key
+ *
+ * tp-batch's plan (batcher.c) describes the catalog in its REPEATABLE
+ * READ transaction, so the description is exactly as of the delta's hi
+ * (format_type and pg_get_expr read the syscache, i.e. the latest state:
+ * a type renamed after hi shows its new name), diffs it against the one
+ * stored for the delta's lo, and stores the resulting "S" lines
+ * (teleport-batch(5)) with the batch rows.
+ */
+#ifndef TP_DDL_H
+#define TP_DDL_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "config.h"
+#include "strbuf.h"
+
+typedef struct ddl_col {
+	int attnum;
+	char *name, *type;
+	char *def;              /* default or generation expression, or NULL */
+	bool notnull, generated;
+} ddl_col;
+
+typedef struct ddl_rel {
+	unsigned oid, nsp;
+	char *schema, *name;
+	int natts;
+	ddl_col *cols;          /* by attnum */
+	size_t ncols;
+	unsigned pk_oid;        /* 0: no primary key */
+	char *pk_name;
+	int *pk;                /* attnums in key order */
+	size_t npk;
+} ddl_rel;
+
+typedef struct ddl_nsp {
+	unsigned oid;
+	char *name;
+} ddl_nsp;
+
+typedef struct ddl_cat {
+	ddl_nsp *nsps;          /* by oid */
+	size_t nnsps;
+	ddl_rel *rels;          /* by oid */
+	size_t nrels;
+} ddl_cat;
+
+/* ---- ddlcat.c ---- */
+
+/*
+ * Describe the target's objects as the current transaction sees them.
+ * schema: [node] schema (unquoted). *out: malloc'd text. Exit code.
+ */
+int ddl_describe(PGconn *conn, const tp_config *cfg, const tp_target *t, char **out);
+/* Parse a description; NULL when malformed. */
+ddl_cat *ddl_cat_parse(const char *descr);
+void ddl_cat_free(ddl_cat *c);
+const ddl_rel *ddl_rel_find(const ddl_cat *c, unsigned oid);
+const ddl_col *ddl_col_find(const ddl_rel *r, int attnum);
+
+/* ---- ddldiff.c ---- */
+
+/*
+ * The "S" lines that turn lo's objects into hi's, each ending in '\n':
+ * pre (drops, renames, creates, loosened constraints: before the delta's
+ * rows) and post (tightened constraints: after them).
+ */
+void ddl_diff(const ddl_cat *lo, const ddl_cat *hi, strbuf *pre, strbuf *post);
+/*
+ * The event names (ev_schema, ev_table) whose rows a delta ships: the
+ * tables in both lo and hi, under both names. New tables are copied as of
+ * hi instead; dropped ones are gone. Two text[] literals.
+ */
+void ddl_event_names(const ddl_cat *lo, const ddl_cat *hi, strbuf *schemas, strbuf *names);
+/*
+ * Rewrite one stored S line (no newline) for the batch: with apply_schema
+ * set, every schema becomes it and schema-level items are left out
+ * (returns false). out receives the line.
+ */
+bool ddl_remap(const char *line, size_t len, const char *apply_schema, strbuf *out);
+
+/* ---- ddlplan.c ---- */
+
+/* The schema side of one delta, computed in the plan transaction. */
+typedef struct ddl_delta {
+	bool on;                /* ddl = diff and a description is stored */
+	char *cat_lo, *cat_hi;  /* catalog ids, decimal */
+	ddl_cat *lo, *hi;
+	strbuf pre, post;
+} ddl_delta;
+
+/*
+ * In the plan transaction (REPEATABLE READ, snapshot hi): describe, diff
+ * against the target's stored description, store a new version when it
+ * changed and point the target at it. schema_q: quoted [node] schema.
+ */
+int ddl_plan(PGconn *conn, const tp_config *cfg, const tp_target *t,
+	     const char *schema_q, ddl_delta *d);
+/* Copy the rows of the delta's new tables as of hi, for batch seq. */
+int ddl_copy_new(PGconn *conn, const tp_target *t, const char *schema_q,
+		 const ddl_delta *d, int64_t seq);
+void ddl_delta_free(ddl_delta *d);
+/* tp-install: store the first description of a target just added. */
+int ddl_baseline(PGconn *conn, const tp_config *cfg, const tp_target *t,
+		 const char *schema_q);
+/* Load catalog version id (decimal) into *out. Exit code. */
+int ddl_load(PGconn *conn, const char *schema_q, const char *id, ddl_cat **out);
+
+#endif

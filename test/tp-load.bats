@@ -1,0 +1,220 @@
+#!/usr/bin/env bats
+# tp-load: the initial load of a target, while the application keeps
+# writing, hands over to the change stream exactly: after the pipeline runs
+# until quiet, every table on the target equals the source's, nothing lost
+# and nothing applied twice (unique keys refuse a double insert; the md5 of
+# the ordered rows catches the rest). As the NOSUPERUSER role teleport.
+
+load helper
+
+setup_file() {
+	tp_cluster_start
+}
+
+teardown_file() {
+	tp_cluster_stop
+}
+
+setup() {
+	SRC=src_$BATS_TEST_NUMBER
+	DST=dst_$BATS_TEST_NUMBER
+	tp_createdb "$SRC"
+	tp_createdb "$DST"
+	W=$BATS_TEST_TMPDIR
+	printf 'token-%s\n' "$BATS_TEST_NUMBER" > "$W/token"
+	tp_write_config "$W/src.ini" <<-EOF
+	[node]
+	name = src
+	conninfo = $(tp_conninfo "$SRC")
+	spool = $W/sspool
+	[target replica]
+	tables = public.*
+	endpoint = dir:$W/drop
+	token_file = $W/token
+	EOF
+	tp_write_config "$W/dst.ini" <<-EOF
+	[node]
+	name = replica
+	conninfo = $(tp_conninfo "$DST")
+	spool = $W/dspool
+	[source src]
+	token_file = $W/token
+	EOF
+	mkdir -p "$W/drop"
+	for db in "$SRC" "$DST"; do
+		tp_psql "$db" "CREATE TABLE public.parent (id int PRIMARY KEY, name text NOT NULL)" \
+			"CREATE TABLE public.child (id bigint PRIMARY KEY,
+				parent int NOT NULL REFERENCES public.parent, v numeric,
+				note text, doubled numeric GENERATED ALWAYS AS (v * 2) STORED)" \
+			"CREATE TABLE public.\"Odd Name\" (k text PRIMARY KEY, j jsonb, b bytea)" \
+			"CREATE TABLE public.empty (id int PRIMARY KEY)"
+	done
+	tp_psql "$SRC" "INSERT INTO public.parent SELECT g, 'p' || g FROM generate_series(1, 200) g" \
+		"INSERT INTO public.child (id, parent, v, note)
+			SELECT g, 1 + g % 200, g / 7.0, repeat('x', g % 50) || E'\\t\\n\\\\'
+			FROM generate_series(1, 20000) g" \
+		"INSERT INTO public.\"Odd Name\" SELECT 'k' || g, jsonb_build_object('g', g),
+			decode(md5(g::text), 'hex') FROM generate_series(1, 500) g"
+	WRITER=
+}
+
+teardown() {
+	[[ -z $WRITER ]] || kill -9 "$WRITER" 2>/dev/null || true
+}
+
+# writer N: a background client changing every table, committing often:
+# inserts, updates (also of rows the load copies) and deletes.
+writer() {
+	tp_psql "$SRC" "DO \$\$
+	BEGIN
+	  FOR i IN 1..$1 LOOP
+	    INSERT INTO public.child (id, parent, v, note) VALUES (100000 + i, 1 + i % 200, i, 'new');
+	    UPDATE public.child SET v = v + 1, note = 'upd' WHERE id = 1 + (i * 37) % 20000;
+	    DELETE FROM public.child WHERE id = 1 + (i * 53) % 20000;
+	    UPDATE public.parent SET name = name || '+' WHERE id = 1 + i % 200;
+	    INSERT INTO public.\"Odd Name\" VALUES ('w' || i, '[1]', '\\x00');
+	    DELETE FROM public.\"Odd Name\" WHERE k = 'k' || (1 + i % 500);
+	    COMMIT;
+	  END LOOP;
+	END \$\$" > "$W/writer.log" 2>&1 3>&- &
+	WRITER=$!
+}
+
+# quiet: run the pipeline until the target holds every cut batch
+quiet() {
+	local i
+	for i in $(seq 1 30); do
+		tp-batch -c "$W/src.ini" || return 1
+		tp-send -c "$W/src.ini" || return 1
+		tp-recv -c "$W/dst.ini" --from "$W/drop" || return 1
+		tp-apply -c "$W/dst.ini" || [[ $? -eq 75 ]] || return 1
+		local cut applied
+		cut=$(tp_psql "$SRC" "SELECT last_seq FROM teleport.target WHERE name = 'replica'")
+		applied=$(tp_psql "$DST" "SELECT coalesce(max(seq), 0) FROM teleport.applied")
+		[[ $cut != "$applied" ]] || return 0
+	done
+	echo "# not quiet: cut $cut, applied $applied" >&2
+	return 1
+}
+
+checksum() {
+	tp_psql "$1" "SELECT count(*) || ' ' || md5(coalesce(string_agg(x::text, E'\n'
+		ORDER BY x::text COLLATE \"C\"), '')) FROM $2 x"
+}
+
+# same: every table equal on both sides
+same() {
+	local t a b st=0
+	for t in public.parent public.child 'public."Odd Name"' public.empty; do
+		a=$(checksum "$SRC" "$t")
+		b=$(checksum "$DST" "$t")
+		if [[ $a != "$b" ]]; then
+			echo "# $t differs: source $a, target $b" >&2
+			st=1
+		fi
+	done
+	return $st
+}
+
+install() {
+	tp-install -c "$W/src.ini"
+	tp-install -c "$W/dst.ini"
+}
+
+@test "tp-load refuses a source where tp-install has not run" {
+	run tp-load -c "$W/src.ini" --outbox replica
+	assert_failure 78
+	assert_output --partial "not installed"
+	assert_output --partial "tp-install"
+}
+
+@test "a batch stream is never written to a terminal" {
+	install
+	run script -qec "tp-load -c '$W/src.ini' replica" /dev/null
+	assert_failure 64
+	assert_output --partial "terminal"
+}
+
+@test "load under concurrent writes, piped into tp-send, in several parts: exact" {
+	install
+	writer 400
+	tp-load -c "$W/src.ini" --batch-size 64k replica | tp-send -c "$W/src.ini" --target replica -
+	# several parts, the first naming the tables, the last flagged
+	run tp_psql "$SRC" "SELECT count(*) > 3 FROM teleport.batch WHERE kind = 'load'"
+	assert_output t
+	wait "$WRITER"
+	WRITER=
+	quiet
+	same
+	run tp_psql "$DST" "SELECT count(*) > 3 FROM teleport.apply_log WHERE kind = 'load'"
+	assert_output t
+	# a second run finds every table loaded
+	run tp-load -c "$W/src.ini" -v --outbox replica
+	assert_success
+	assert_output --partial "loaded already"
+}
+
+@test "--outbox, a named table only, then the rest" {
+	install
+	tp-load -c "$W/src.ini" --outbox replica "public.Odd Name"
+	writer 100
+	tp-load -c "$W/src.ini" --outbox --batch-size 100k replica
+	wait "$WRITER"
+	WRITER=
+	quiet
+	same
+	run tp-load -c "$W/src.ini" --outbox replica public.nosuch
+	assert_failure 64
+}
+
+@test "kill -9 of tp-load mid-way, then a re-run: still exact" {
+	install
+	writer 300
+	mkfifo "$W/fifo"
+	tp-send -c "$W/src.ini" --target replica - < "$W/fifo" 2>/dev/null 3>&- &
+	local send=$! i
+	tp-load -c "$W/src.ini" --batch-size 16k replica > "$W/fifo" 2>/dev/null 3>&- &
+	local load=$!
+	# hold the reader once some parts got through: tp-load blocks writing
+	for i in $(seq 1 400); do
+		(($(ls "$W/sspool/outbox/replica" 2>/dev/null | grep -c 'tar') >= 3)) && break
+		sleep 0.05
+	done
+	kill -STOP "$send"
+	sleep 0.5
+	kill -9 "$load"
+	kill -CONT "$send"
+	wait "$load" || true
+	wait "$send" || true
+	# the killed run recorded nothing but its reserved numbers
+	run tp_psql "$SRC" "SELECT count(*) FROM teleport.batch WHERE kind = 'load'"
+	assert_output 0
+	run tp_psql "$SRC" "SELECT seq >= 3 FROM teleport.load_reserve"
+	assert_output t
+	# its parts travel and wait; the next batches say they are void
+	quiet
+	tp-load -c "$W/src.ini" replica | tp-send -c "$W/src.ini" --target replica -
+	wait "$WRITER"
+	WRITER=
+	quiet
+	same
+	run tp_psql "$DST" "SELECT count(*) >= 3 FROM teleport.apply_log WHERE kind = 'load-abandoned'"
+	assert_output t
+}
+
+@test "tp-batch waits for a load in progress: exit 75" {
+	install
+	tp_psql "$SRC" "BEGIN; SELECT 1 FROM teleport.target FOR UPDATE; SELECT pg_sleep(30); COMMIT" \
+		> /dev/null 2>&1 3>&- &
+	local locker=$! i
+	for i in $(seq 1 100); do
+		tp_psql "$SRC" "SELECT 1 FROM teleport.target FOR UPDATE NOWAIT" > /dev/null 2>&1 || break
+		sleep 0.1
+	done
+	run tp-batch -c "$W/src.ini"
+	tp_psql "$SRC" "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+		WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()" > /dev/null
+	wait "$locker" || true
+	assert_failure 75
+	assert_output --partial "busy"
+}
