@@ -92,8 +92,8 @@ static void ledger_sql(apply_ctx *c, const char *schema)
 		    " applied_at = pg_catalog.now() WHERE source = $1%s",
 		    schema, f ? " AND seq < $2" : "");
 	c->sql_advance = strbuf_detach(&sb);
-	strbuf_addf(&sb, "INSERT INTO %s.apply_log (source, seq, kind, digest, events)"
-		    " VALUES ($1, $2, $3, $4, $5)%s", schema,
+	strbuf_addf(&sb, "INSERT INTO %s.apply_log (source, seq, kind, digest, events, batch_created)"
+		    " VALUES ($1, $2, $3, $4, $5, NULLIF($6::text, '')::timestamptz)%s", schema,
 		    f ? " ON CONFLICT (source, seq) DO UPDATE SET kind = EXCLUDED.kind,"
 			" digest = EXCLUDED.digest, events = EXCLUDED.events,"
 			" applied_at = pg_catalog.now()" : "");
@@ -361,19 +361,20 @@ static int ledger_write(apply_ctx *c, const batch_job *j, const open_batch *b)
 	char seq[24], events[24];
 	const char *digest = batch_reader_digest(b->r);
 	const char *adv[3] = { j->src->name, seq, digest };
-	const char *logp[5] = { j->src->name, seq, b->h->kind, digest, events };
+	const char *logp[6] = { j->src->name, seq, b->h->kind, digest, events,
+				b->h->created ? b->h->created : "" };
 	int rc;
 
 	snprintf(seq, sizeof seq, "%" PRIu64, b->h->seq);
 	snprintf(events, sizeof events, "%" PRIu64, batch_reader_events(b->r));
 	if (c->o->dry_run) {
 		print_sql(c, c->sql_advance, 3, adv);
-		print_sql(c, c->sql_log, 5, logp);
+		print_sql(c, c->sql_log, 6, logp);
 		fprintf(c->o->out, "COMMIT;\n");
 		return TP_OK;
 	}
 	if ((rc = db_execp(c->conn, "advancing the ledger", c->sql_advance, 3, adv)) != TP_OK ||
-	    (rc = db_execp(c->conn, "writing the apply log", c->sql_log, 5, logp)) != TP_OK)
+	    (rc = db_execp(c->conn, "writing the apply log", c->sql_log, 6, logp)) != TP_OK)
 		return rc;
 	return db_exec(c->conn, "committing", "COMMIT");
 }

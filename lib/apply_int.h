@@ -37,6 +37,9 @@ typedef struct apply_table {
 	char **cols;            /* quoted column names, definition order */
 	size_t *keycol;         /* keycol[i]: column index of key part i+1 */
 	unsigned serial;        /* names its prepared statements */
+	int cascade_child;      /* -1 unknown; 1: an ON DELETE CASCADE foreign key on
+				 * the target may delete its rows before their own
+				 * captured deletes arrive */
 	bool prepared[OP_NOPS];
 	char *copy_sql;         /* COPY qname (cols) FROM STDIN */
 	struct apply_table *next;   /* hash chain */

@@ -265,6 +265,7 @@ apply_table *tabcache_define(apply_tabcache *c, PGconn *conn, const char *line,
 		return NULL;
 	t->key = xstrndup(key, klen);
 	t->serial = ++c->serial;
+	t->cascade_child = -1;
 	if (c->count >= 2 * c->nbuckets)
 		cache_grow(c);
 	t->next = c->buckets[h % c->nbuckets];

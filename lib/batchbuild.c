@@ -41,13 +41,16 @@ typedef struct table_def {
 	size_t nkey;
 	bool ambiguous;            /* another shape has as many fields */
 	bool is_new;               /* new in the delta: copied, its events not shipped */
-	strbuf defline;
+	unsigned sid;              /* shape number; tid 0 until first used (def_ready) */
+	strbuf defline;            /* while tid is 0: the definition after its TID */
 } table_def;
 
 typedef struct table_defs {
 	table_def *v;
 	size_t n;
-	unsigned ntid;
+	unsigned ntid, nsid;
+	unsigned *sid_tid;         /* TID given to each shape number, 0: none yet */
+	unsigned ntid_cap;         /* entries of sid_tid zeroed so far */
 	table_def *last;           /* events come in runs: try the last hit first */
 } table_defs;
 
@@ -63,6 +66,7 @@ static void defs_free(table_defs *d)
 		strbuf_free(&d->v[i].defline);
 	}
 	free(d->v);
+	free(d->sid_tid);
 }
 
 static bool def_is(const table_def *t, const char *schema, const char *name, bool is_new)
@@ -220,14 +224,13 @@ static table_def *shape_add(table_defs *d, const batch_ctx *bc, const ddl_rel *r
 	memset(t, 0, sizeof(*t));
 	t->schema = xstrdup(ev_schema);
 	t->name = xstrdup(ev_name);
-	t->tid = tid ? tid : ++d->ntid;
+	t->sid = tid ? tid : ++d->nsid;
 	t->ncols = n;
 	t->generated = xcalloc(n ? n : 1, sizeof(bool));
 	t->nkey = key->n;
 	t->key_idx = xcalloc(key->n ? key->n : 1, sizeof(size_t));
 	for (size_t k = 0; k < key->n; k++)
 		t->key_idx[k] = SIZE_MAX;
-	strbuf_addf(&t->defline, "=\t%u\t", t->tid);
 	copytext_field(&t->defline, schema, strlen(schema));
 	strbuf_addc(&t->defline, '\t');
 	copytext_field(&t->defline, r->name, strlen(r->name));
@@ -259,7 +262,7 @@ static void shape_both(table_defs *d, const batch_ctx *bc, const ddl_rel *o, con
 
 	key_of(&key, o, r);
 	t = shape_add(d, bc, r, &key, r->schema, r->name, att, n, 0);
-	tid = t->tid;
+	tid = t->sid;
 	t->ambiguous = ambiguous;
 	if (strcmp(o->schema, r->schema) != 0 || strcmp(o->name, r->name) != 0)
 		shape_add(d, bc, r, &key, o->schema, o->name, att, n, tid)->ambiguous = ambiguous;
@@ -316,6 +319,32 @@ static void defs_from_cat(table_defs *d, const batch_ctx *bc, const ddl_cat *lo,
 		shape_add(d, bc, r, &key, r->schema, r->name, att, rel_atts(r, att), 0)->is_new = true;
 		free(att);
 	}
+}
+
+/*
+ * Give shape t its TID on first use, so TIDs count up in the order tables
+ * appear in the batch, whatever the number of shapes known. Entries of
+ * one shape (a renamed table's two names) share it.
+ */
+static void def_ready(table_defs *d, const table_def *ct)
+{
+	table_def *t = (table_def *)ct;
+	strbuf line = { 0 };
+
+	if (t->tid)
+		return;
+	d->sid_tid = xrealloc(d->sid_tid, (d->nsid + 1) * sizeof(*d->sid_tid));
+	if (d->nsid + 1 > d->ntid_cap) {
+		memset(d->sid_tid + d->ntid_cap, 0, (d->nsid + 1 - d->ntid_cap) * sizeof(*d->sid_tid));
+		d->ntid_cap = d->nsid + 1;
+	}
+	if (!d->sid_tid[t->sid])
+		d->sid_tid[t->sid] = ++d->ntid;
+	t->tid = d->sid_tid[t->sid];
+	strbuf_addf(&line, "=\t%u\t", t->tid);
+	strbuf_add(&line, t->defline.buf, t->defline.len);
+	strbuf_free(&t->defline);
+	t->defline = line;
 }
 
 typedef struct encoder {
@@ -416,6 +445,7 @@ static int enc_event(encoder *e, table_defs *d, PGresult *res, const table_def *
 	}
 	if (!t)
 		return -1;
+	def_ready(d, t);
 	strbuf_reset(&e->line);
 	strbuf_addf(&e->line, "%c\t%u", op, t->tid);
 	if (e->keys.len)
@@ -705,6 +735,7 @@ static int copy_row(group_build *gb, const char *schema, const char *name, const
 
 	if (!t)
 		return TP_EFAIL;
+	def_ready(&gb->defs, t);
 	strbuf_reset(&e->line);
 	strbuf_addf(&e->line, "I\t%u", t->tid);
 	enc_row(e, t);
@@ -729,6 +760,7 @@ static int copy_table(group_build *gb, const table_def *t)
 	int rc = TP_OK;
 
 	/* the table may have been there on the target already: its content goes */
+	def_ready(&gb->defs, t);
 	strbuf_reset(&gb->enc.line);
 	strbuf_addf(&gb->enc.line, "T\t%u", t->tid);
 	if (batch_writer_table(gb->cur.w, t->tid, t->defline.buf, t->defline.len) < 0 ||

@@ -121,4 +121,10 @@ int ddl_baseline(PGconn *conn, const tp_config *cfg, const tp_target *t,
 /* Load catalog version id (decimal) into *out. Exit code. */
 int ddl_load(PGconn *conn, const char *schema_q, const char *id, ddl_cat **out);
 
+/*
+ * True when a table was renamed away from a name that another table holds
+ * at hi: the delta's events under that name are ambiguous. what gets it.
+ */
+bool ddl_names_ambiguous(const ddl_cat *lo, const ddl_cat *hi, char *what, size_t len);
+
 #endif

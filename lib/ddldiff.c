@@ -267,3 +267,29 @@ bool ddl_remap(const char *line, size_t len, const char *apply_schema, strbuf *o
 		strbuf_add(out, rest, len - (size_t)(rest - line));
 	return true;
 }
+
+/*
+ * Events carry their table's name at capture time. If a table was renamed
+ * (or moved) and another table took its old name within one delta, the
+ * delta's events under that name could belong to either: refuse rather
+ * than guess. Returns true and names the table in what.
+ */
+bool ddl_names_ambiguous(const ddl_cat *lo, const ddl_cat *hi, char *what, size_t len)
+{
+	for (size_t i = 0; i < lo->nrels; i++) {
+		const ddl_rel *o = &lo->rels[i], *n = ddl_rel_find(hi, o->oid);
+
+		if (!n || (strcmp(o->schema, n->schema) == 0 && strcmp(o->name, n->name) == 0))
+			continue;
+		for (size_t j = 0; j < hi->nrels; j++) {
+			const ddl_rel *r = &hi->rels[j];
+
+			if (r->oid != o->oid && strcmp(r->schema, o->schema) == 0 &&
+			    strcmp(r->name, o->name) == 0) {
+				snprintf(what, len, "%s.%s", o->schema, o->name);
+				return true;
+			}
+		}
+	}
+	return false;
+}

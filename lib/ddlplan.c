@@ -111,7 +111,7 @@ static int read_stored(PGconn *conn, const tp_target *t, const char *schema_q,
 int ddl_plan(PGconn *conn, const tp_config *cfg, const tp_target *t,
 	     const char *schema_q, ddl_delta *d)
 {
-	char *old = NULL, *now = NULL;
+	char *old = NULL, *now = NULL, what[300];
 	int rc;
 
 	memset(d, 0, sizeof *d);
@@ -134,6 +134,12 @@ int ddl_plan(PGconn *conn, const tp_config *cfg, const tp_target *t,
 		if (rc == TP_OK && !old) {
 			d->lo = d->hi;
 			d->cat_lo = xstrdup(d->cat_hi);
+		}
+		if (rc == TP_OK && old && ddl_names_ambiguous(d->lo, d->hi, what, sizeof what)) {
+			log_error("target %s: table %s was renamed and another table took its name"
+				  " between two cuts: their changes cannot be told apart", t->name, what);
+			log_hint("nothing was batched; see tp-ddlscan(1), AMBIGUOUS CHANGES");
+			rc = TP_EFAIL;
 		}
 		if (rc == TP_OK && old) {
 			ddl_diff(d->lo, d->hi, &d->pre, &d->post);

@@ -121,7 +121,7 @@ static PGresult *tables_query(load_ctx *lc, int *rc)
 	params[0] = fn.buf;
 	/* partitions come with their parent, as tp-install's triggers do */
 	strbuf_addf(&sql,
-		"SELECT n.nspname, c.relname, c.oid, c.relkind, pg_catalog.greatest(c.reltuples, 0),"
+		"SELECT n.nspname, c.relname, c.oid, c.relkind, GREATEST(c.reltuples, 0),"
 		"  EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = c.oid"
 		"          AND g.tgfoid = pg_catalog.to_regprocedure($1) AND (g.tgtype & 1) = 1),"
 		"  (SELECT l.load_id FROM %s.loaded l WHERE l.target = $2"
@@ -418,8 +418,9 @@ static int load_connected(load_ctx *lc, batch_ctx *bc, plan_pos *pos)
 /* Sessions that may idle in a transaction for as long as a load takes. */
 static int session_setup(PGconn *conn)
 {
-	return db_exec(conn, "setting timeouts",
-		       "SET idle_in_transaction_session_timeout = 0; SET statement_timeout = 0");
+	int rc = db_exec(conn, "setting timeouts", "SET idle_in_transaction_session_timeout = 0");
+
+	return rc == TP_OK ? db_exec(conn, "setting timeouts", "SET statement_timeout = 0") : rc;
 }
 
 static int connect_all(load_ctx *lc)

@@ -88,7 +88,7 @@ static int reserve(load_ctx *lc, uint64_t seq)
 
 	snprintf(s, sizeof(s), "%" PRIu64, seq);
 	strbuf_addf(&sql, "INSERT INTO %s.load_reserve AS r (target, seq) VALUES ($1, $2)"
-		    " ON CONFLICT (target) DO UPDATE SET seq = pg_catalog.greatest(r.seq, EXCLUDED.seq)",
+		    " ON CONFLICT (target) DO UPDATE SET seq = GREATEST(r.seq, EXCLUDED.seq)",
 		    lc->schema);
 	rc = db_execp(lc->c, "reserving a batch number", sql.buf, 2, params);
 	strbuf_free(&sql);

@@ -209,6 +209,16 @@ same() {
 	refute [ -e "$OUTBOX"/0000000000000001.tar.zst ]
 }
 
+@test "a table renamed and its old name taken by a new table in one delta fails loudly" {
+	tp_psql "$SRC" "INSERT INTO public.t VALUES (3, 'three')"
+	tp_psql "$SRC" "ALTER TABLE public.t RENAME TO old_t"
+	tp_psql "$SRC" "CREATE TABLE public.t (id int PRIMARY KEY, a text)"
+	run tp-batch -c "$W/src.ini"
+	assert_failure 1
+	assert_output --partial "table public.t was renamed and another table took its name"
+	refute [ -e "$OUTBOX"/0000000000000001.tar.zst ]
+}
+
 @test "schema changes outside the globs are ignored" {
 	tp_psql "$SRC" "CREATE SCHEMA other; CREATE TABLE other.x (id int PRIMARY KEY);
 		CREATE TABLE public.tmp_scratch (id int PRIMARY KEY); INSERT INTO public.t VALUES (3, 'three')"

@@ -238,6 +238,30 @@ v1"
 	assert_output 1
 }
 
+@test "ON DELETE CASCADE on the target: the captured child deletes are not divergence" {
+	both "CREATE TABLE public.p (id int PRIMARY KEY)" \
+		"CREATE TABLE public.c (id int PRIMARY KEY, pid int REFERENCES public.p ON DELETE CASCADE ON UPDATE CASCADE)"
+	install
+	tp_psql "$SRC" "INSERT INTO public.p VALUES (1), (2), (3)" \
+		"INSERT INTO public.c VALUES (10, 1), (11, 1), (20, 2), (30, 3)"
+	tp_psql "$SRC" "DELETE FROM public.p WHERE id = 1" \
+		"UPDATE public.p SET id = 22 WHERE id = 2" \
+		"BEGIN; DELETE FROM public.c WHERE id = 30; DELETE FROM public.p WHERE id = 3; COMMIT"
+	ship
+	run -0 tp-apply -c "$W/dst.ini"
+	assert_output ""
+	same public.p id
+	same public.c id
+	run -0 tp_psql "$DST" "SELECT string_agg(id || ':' || pid, ',' ORDER BY id) FROM public.c"
+	assert_output "20:22"
+	# a delete that matches nothing where no cascade explains it still stops
+	tp_psql "$DST" "DELETE FROM public.p"
+	tp_psql "$SRC" "DELETE FROM public.p"
+	ship
+	run -1 tp-apply -c "$W/dst.ini"
+	assert_output --partial 'DELETE FROM "public"."p" matched no row (target diverged)'
+}
+
 @test "divergence stops the stream: exit 1, one line naming batch, line and table, no values" {
 	both "CREATE TABLE public.t (id int PRIMARY KEY, v text)"
 	install
