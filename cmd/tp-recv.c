@@ -127,11 +127,8 @@ static int parse_args(int argc, char **argv, recv_args *a)
 			return rc;
 		}
 	}
-	if (optind < argc) {
-		log_error("unexpected argument \"%s\"", argv[optind]);
-		fputs(usage, stderr);
+	if (cli_extra_operands(argc, argv, usage))
 		return TP_EUSAGE;
-	}
 	if (a->mode == M_NONE) {
 		log_error("say where batches come from: --from DIR, --listen "
 			  "HOST:PORT, --inetd or --cgi");

@@ -75,11 +75,8 @@ static int parse_args(int argc, char **argv, send_args *a)
 		a->from_stdin = 1;
 		optind++;
 	}
-	if (optind < argc) {
-		log_error("unexpected argument \"%s\"", argv[optind]);
-		fputs(usage, stderr);
+	if (cli_extra_operands(argc, argv, usage))
 		return TP_EUSAGE;
-	}
 	if (a->from_stdin && !a->target) {
 		log_error("reading a batch stream (-) needs --target NAME");
 		return TP_EUSAGE;

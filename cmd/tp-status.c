@@ -68,11 +68,8 @@ int main(int argc, char **argv)
 		else if ((rc = cli_common(&cli, opt, usage)) >= 0)
 			return rc;
 	}
-	if (optind < argc) {
-		log_error("unexpected argument \"%s\"", argv[optind]);
-		fputs(usage, stderr);
+	if (cli_extra_operands(argc, argv, usage))
 		return TP_EUSAGE;
-	}
 	if ((rc = cli_load_config(&cli, &cfg)) != TP_OK)
 		return rc;
 	rc = run(cfg, json, prom);

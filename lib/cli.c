@@ -51,3 +51,12 @@ int cli_load_config(const tp_cli *cli, tp_config **cfg)
 		log_syslog();
 	return TP_OK;
 }
+
+bool cli_extra_operands(int argc, char **argv, const char *usage)
+{
+	if (optind >= argc)
+		return false;
+	log_error("unexpected argument \"%s\"", argv[optind]);
+	fputs(usage, stderr);
+	return true;
+}

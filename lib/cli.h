@@ -7,6 +7,7 @@
 #define TP_CLI_H
 
 #include <getopt.h>
+#include <stdbool.h>
 #include "config.h"
 
 typedef struct tp_cli {
@@ -40,5 +41,11 @@ int cli_common(tp_cli *cli, int opt, const char *usage);
  * and start logging to syslog too when --syslog or [node] log = syslog.
  */
 int cli_load_config(const tp_cli *cli, tp_config **cfg);
+
+/*
+ * After getopt: true (logged, usage on stderr) when operands are left
+ * over for a command that takes none; the caller exits TP_EUSAGE.
+ */
+bool cli_extra_operands(int argc, char **argv, const char *usage);
 
 #endif
