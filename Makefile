@@ -12,6 +12,7 @@ SHELL := /bin/bash
 PREFIX ?= /usr/local
 BINDIR = $(PREFIX)/bin
 MANDIR = $(PREFIX)/share/man
+DOCDIR = $(PREFIX)/share/doc/teleport
 PKG_CONFIG ?= pkg-config
 CC ?= cc
 CFLAGS ?= -O2 -g
@@ -34,6 +35,8 @@ UNIT_SRC = $(wildcard test/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:test/unit/%.c=$(BUILD)/test/%)
 SQL = $(sort $(wildcard sql/*.sql))
 MAN = $(wildcard man/*.[157])
+# example files for cron, systemd, inetd, web servers: under DOCDIR/contrib
+CONTRIB = $(filter-out contrib/demo/%,$(shell find contrib -type f 2>/dev/null))
 
 .PHONY: all check unit demo bench valgrind install uninstall clean deps lint
 all: $(CMD_BIN) $(UNIT_BIN)
@@ -96,11 +99,14 @@ lint:
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7
-	install -m 0755 $(CMD_BIN) $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(CMD_BIN) contrib/cron/tp-cycle $(DESTDIR)$(BINDIR)/
 	for m in $(MAN); do s=$${m##*.}; install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+	for f in $(CONTRIB); do install -d $(DESTDIR)$(DOCDIR)/$${f%/*}; \
+		install -m 0644 $$f $(DESTDIR)$(DOCDIR)/$$f; done
 
 uninstall:
-	for c in $(COMMANDS); do rm -f $(DESTDIR)$(BINDIR)/$$c; done
+	for c in $(COMMANDS) tp-cycle; do rm -f $(DESTDIR)$(BINDIR)/$$c; done
+	rm -rf $(DESTDIR)$(DOCDIR)
 	for m in $(MAN); do s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
 
 clean:
