@@ -439,6 +439,29 @@ static int apply_load(apply_ctx *c, const batch_job *j, open_batch *b, char *key
 	return rc;
 }
 
+/*
+ * The batch stopped for new enum labels (apply_ddl_line): it was rolled
+ * back and read to its end, so it is intact. Add them, committed, and
+ * apply it again from the start; it cannot stop for them twice.
+ */
+static int apply_again(apply_ctx *c, const batch_job *j, open_batch *b, const char *key,
+		       char *why, size_t whylen)
+{
+	int rc = apply_ddl_early(c->conn, b->label, engine_early(c->eng));
+
+	open_batch_close(b);
+	if (rc == TP_OK)
+		rc = batch_open(c, b, j->path, key);
+	if (rc == TP_OK)
+		rc = apply_txn(c, j, b, why, whylen);
+	if (rc == APPLY_EARLY) {
+		log_error("batch %s: its new enum labels are still missing after adding them",
+			  b->label);
+		rc = TP_EFAIL;
+	}
+	return rc;
+}
+
 static int apply_batch(apply_ctx *c, const batch_job *j)
 {
 	open_batch b = { .fd = -1 };
@@ -455,6 +478,8 @@ static int apply_batch(apply_ctx *c, const batch_job *j)
 		return apply_load(c, j, &b, key);
 	if (rc == TP_OK)
 		rc = apply_txn(c, j, &b, why, sizeof why);
+	if (rc == APPLY_EARLY)
+		rc = apply_again(c, j, &b, key, why, sizeof why);
 	if (rc == TP_EDATA && j->inbox && !c->o->dry_run)
 		quarantine(c, j->path, why);
 	open_batch_close(&b);

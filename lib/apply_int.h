@@ -83,7 +83,14 @@ size_t tab_nparams(const apply_table *t, enum apply_op op);
  * the failed statement.
  */
 int apply_ddl_line(PGconn *conn, FILE *dry, const char *label, char *line, size_t len,
-		   uint64_t lineno);
+		   uint64_t lineno, strbuf *early);
+/*
+ * A new enum label that the target lacks is not added by apply_ddl_line
+ * but appended to early (NUL-terminated statements): the batch must stop
+ * (APPLY_EARLY), and these run, each committed, before it is tried again.
+ */
+int apply_ddl_early(PGconn *conn, const char *label, const strbuf *early);
+#define APPLY_EARLY 1000        /* not an exit code: never leaves tp-apply */
 
 /* ---- applyload.c: initial loads (tp-load) ---- */
 
@@ -137,6 +144,8 @@ void engine_begin(apply_engine *e, const char *label);
  * failed statement (logged, without row values).
  */
 int engine_line(apply_engine *e, char *line, size_t len, uint64_t lineno);
+/* The enum labels the batch stopped for (APPLY_EARLY); see apply_ddl_early. */
+const strbuf *engine_early(const apply_engine *e);
 /* Flush what is queued, leave pipeline mode. TP_OK or exit code. */
 int engine_finish(apply_engine *e);
 /*

@@ -17,45 +17,66 @@
 #include <string.h>
 
 #include "apply_int.h"
+#include "applyddl_int.h"
 #include "copytext.h"
 #include "db.h"
 #include "log.h"
 #include "tp.h"
 
-#define DDL_MAXF 1700           /* a primary key of up to 1600 columns, and more */
-
-typedef struct ddl_stmt {
-	PGconn *conn;
-	char **f;
-	int n;
-	strbuf sql;
-	const char *type;       /* to check with ::regtype first, or NULL */
-	char *has_pkey;         /* pkey: the table, to skip when it has one */
-} ddl_stmt;
-
-/* f[i] quoted; NULL when absent or empty (a malformed line). */
-static char *q(ddl_stmt *s, int i)
+char *ddl_q(ddl_stmt *s, int i)
 {
 	return i < s->n && s->f[i] && *s->f[i] ? db_ident(s->conn, s->f[i]) : NULL;
+}
+
+char *ddl_lit(ddl_stmt *s, int i)
+{
+	char *l, *r;
+
+	if (i >= s->n || !s->f[i] || !(l = PQescapeLiteral(s->conn, s->f[i], strlen(s->f[i]))))
+		return NULL;
+	r = xstrdup(l);         /* PQfreemem and free must not be mixed */
+	PQfreemem(l);
+	return r;
+}
+
+const char *ddl_own(ddl_stmt *s, char *str)
+{
+	for (size_t i = 0; i < sizeof s->own / sizeof s->own[0]; i++)
+		if (!s->own[i])
+			return s->own[i] = str;
+	abort();                /* a builder keeps more than it may: a bug */
+}
+
+void ddl_type(ddl_stmt *s, int i)
+{
+	s->types[s->ntypes++] = s->f[i];
+}
+
+bool ddl_qualified(ddl_stmt *s, int a)
+{
+	char *rel;
+
+	if (a + 1 >= s->n || !s->f[a] || !*s->f[a] || !s->f[a + 1] || !*s->f[a + 1])
+		return false;
+	rel = db_qualified(s->conn, s->f[a], s->f[a + 1]);
+	strbuf_adds(&s->sql, rel);
+	free(rel);
+	return true;
 }
 
 /* "ALTER TABLE s.t " for f[2], f[3]; false when malformed. */
 static bool alter_table(ddl_stmt *s)
 {
-	char *rel;
-
-	if (s->n < 4 || !s->f[2] || !*s->f[2] || !s->f[3] || !*s->f[3])
+	strbuf_adds(&s->sql, "ALTER TABLE ");
+	if (!ddl_qualified(s, 2))
 		return false;
-	rel = db_qualified(s->conn, s->f[2], s->f[3]);
-	strbuf_addf(&s->sql, "ALTER TABLE %s ", rel);
-	free(rel);
+	strbuf_addc(&s->sql, ' ');
 	return true;
 }
 
-/* Append fmt with one or two quoted fields (f[a], f[b]; b < 0: one). */
-static bool with_names(ddl_stmt *s, const char *fmt, int a, int b)
+bool ddl_with_names(ddl_stmt *s, const char *fmt, int a, int b)
 {
-	char *x = q(s, a), *y = b >= 0 ? q(s, b) : NULL;
+	char *x = ddl_q(s, a), *y = b >= 0 ? ddl_q(s, b) : NULL;
 	bool ok = x && (b < 0 || y);
 
 	if (ok && b < 0)
@@ -66,6 +87,9 @@ static bool with_names(ddl_stmt *s, const char *fmt, int a, int b)
 	free(y);
 	return ok;
 }
+
+#define q ddl_q
+#define with_names ddl_with_names
 
 static bool schema_stmt(ddl_stmt *s, const char *kind)
 {
@@ -107,7 +131,7 @@ static bool add_column(ddl_stmt *s)
 	if (s->n != 8 || !f[5] || !*f[5] || !f[7] || !alter_table(s) ||
 	    !with_names(s, "ADD COLUMN IF NOT EXISTS %s ", 4, -1))
 		return false;
-	s->type = f[5];
+	ddl_type(s, 5);
 	strbuf_adds(&s->sql, f[5]);
 	if (f[6] && f[7][0] == 't')
 		strbuf_addf(&s->sql, " GENERATED ALWAYS AS (%s) STORED", f[6]);
@@ -130,7 +154,7 @@ static bool column_stmt(ddl_stmt *s, const char *kind)
 		return false;
 	if (strcmp(kind, "column-type") == 0 && f[5] && *f[5]) {
 		char *c = q(s, 4);
-		s->type = f[5];
+		ddl_type(s, 5);
 		strbuf_addf(&s->sql, "TYPE %s USING %s::%s", f[5], c, f[5]);
 		free(c);
 		return true;
@@ -173,16 +197,23 @@ static bool constraint_stmt(ddl_stmt *s, const char *kind)
 	return false;
 }
 
+static const char pkey_exists[] =
+	"SELECT 1 FROM pg_catalog.pg_constraint"
+	" WHERE conrelid = pg_catalog.to_regclass($1) AND contype = 'p'";
+
 static bool build(ddl_stmt *s)
 {
 	const char *kind = s->n >= 2 && s->f[1] ? s->f[1] : "";
+	bool known = true, ok;
 
 	if (strcmp(kind, "pkey") == 0 && s->n >= 4 && s->f[2] && s->f[3]) {
 		/* an adopted table may have its key already: checked at run time */
-		char *rel = db_qualified(s->conn, s->f[2], s->f[3]);
-		s->has_pkey = xstrdup(rel);
-		free(rel);
+		s->skip_sql = pkey_exists;
+		s->skip_p[0] = ddl_own(s, db_qualified(s->conn, s->f[2], s->f[3]));
 	}
+	ok = ddl_obj_stmt(s, kind, &known);
+	if (known)
+		return ok;
 	if (strncmp(kind, "schema", 6) == 0)
 		return schema_stmt(s, kind);
 	if (strncmp(kind, "table", 5) == 0)
@@ -192,11 +223,10 @@ static bool build(ddl_stmt *s)
 	return constraint_stmt(s, kind);
 }
 
-/* Run one statement (no parameters unless type is set). TP_OK or exit code. */
-static int run(PGconn *conn, const char *sql, const char *type, const char *what)
+/* Run one statement with n parameters. TP_OK or exit code. */
+static int run(PGconn *conn, const char *sql, int n, const char *const *p, const char *what)
 {
-	const char *params[1] = { type };
-	PGresult *r = PQexecParams(conn, sql, type ? 1 : 0, NULL, params, NULL, NULL, 0);
+	PGresult *r = PQexecParams(conn, sql, n, NULL, p, NULL, NULL, 0);
 	int rc = TP_OK;
 
 	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
@@ -205,28 +235,67 @@ static int run(PGconn *conn, const char *sql, const char *type, const char *what
 	return rc;
 }
 
-/* Has table rel (quoted, qualified) a primary key? */
-static bool has_pkey(PGconn *conn, const char *rel)
+/* Does the skip query return a row (the object is there already)? */
+static int skip_it(ddl_stmt *s, const char *what, bool *skip)
 {
-	const char *params[1] = { rel };
-	PGresult *r = PQexecParams(conn, "SELECT 1 FROM pg_catalog.pg_constraint"
-				   " WHERE conrelid = pg_catalog.to_regclass($1) AND contype = 'p'",
-				   1, NULL, params, NULL, NULL, 0);
-	bool yes = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0;
+	PGresult *r = PQexecParams(s->conn, s->skip_sql, s->skip_p[1] ? 2 : 1, NULL, s->skip_p,
+				   NULL, NULL, 0);
+	int rc = TP_OK;
 
+	*skip = false;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		rc = apply_report(r, s->conn, what);
+	else
+		*skip = PQntuples(r) > 0;
 	PQclear(r);
-	return yes;
+	return rc;
 }
 
+/*
+ * Types first (a missing one waits, 75), then the skip check, then the
+ * statement; a new enum label is kept for early (see apply_ddl_line).
+ */
+static int execute(ddl_stmt *s, const char *label, const char *what, strbuf *early)
+{
+	bool skip = false;
+	int rc = TP_OK;
+
+	for (int i = 0; i < s->ntypes && rc == TP_OK; i++)
+		rc = run(s->conn, "SELECT $1::pg_catalog.regtype", 1, &s->types[i], what);
+	if (rc == TP_OK && s->skip_sql)
+		rc = skip_it(s, what, &skip);
+	if (rc != TP_OK || skip)
+		return rc;
+	if (s->early) {
+		strbuf_add(early, s->sql.buf, s->sql.len + 1);  /* with its NUL */
+		return TP_OK;
+	}
+	log_info("batch %s: %s", label, s->sql.buf);
+	return run(s->conn, s->sql.buf, s->np, s->p, what);
+}
+
+/*
+ * A new enum label cannot be used before the transaction that added it
+ * commits; the batch that adds it may well use it (a row, a default).
+ * So a label missing on the target is not added here: it is kept in
+ * early, and the engine, at the first line that is not such a label (they
+ * all come first in a batch), stops the batch. tp-apply then rolls back,
+ * checks the batch to its end, adds the labels in a transaction of their
+ * own (apply_ddl_early) and applies the batch again, which finds them.
+ * Adding a label that the batch would add anyway is harmless even if the
+ * batch then fails.
+ */
 int apply_ddl_line(PGconn *conn, FILE *dry, const char *label, char *line, size_t len,
-		   uint64_t lineno)
+		   uint64_t lineno, strbuf *early)
 {
 	char **f = xmalloc(DDL_MAXF * sizeof *f);
 	size_t *lens = xmalloc(DDL_MAXF * sizeof *lens);
-	ddl_stmt s = { conn, f, copytext_split(line, len, f, lens, DDL_MAXF), { 0 }, NULL, NULL };
+	const char **types = xmalloc(DDL_MAXF * sizeof *types);
+	ddl_stmt s = { conn, f, copytext_split(line, len, f, lens, DDL_MAXF) };
 	char what[512];
 	int rc = TP_OK;
 
+	s.types = types;
 	if (s.n < 2 || !build(&s)) {
 		log_error("batch %s line %llu: bad batch: malformed schema change", label,
 			  (unsigned long long)lineno);
@@ -236,15 +305,26 @@ int apply_ddl_line(PGconn *conn, FILE *dry, const char *label, char *line, size_
 	} else {
 		snprintf(what, sizeof what, "batch %s line %llu: schema change %s", label,
 			 (unsigned long long)lineno, f[1]);
-		log_info("batch %s: %s", label, s.sql.buf);
-		if (s.type)
-			rc = run(conn, "SELECT $1::pg_catalog.regtype", s.type, what);
-		if (rc == TP_OK && !(s.has_pkey && has_pkey(conn, s.has_pkey)))
-			rc = run(conn, s.sql.buf, NULL, what);
+		rc = execute(&s, label, what, early);
 	}
-	free(s.has_pkey);
+	for (size_t i = 0; i < sizeof s.own / sizeof s.own[0]; i++)
+		free(s.own[i]);
 	strbuf_free(&s.sql);
 	free(f);
 	free(lens);
+	free(types);
+	return rc;
+}
+
+int apply_ddl_early(PGconn *conn, const char *label, const strbuf *early)
+{
+	char what[512];
+	int rc = TP_OK;
+
+	snprintf(what, sizeof what, "batch %s: adding enum labels ahead of the batch", label);
+	for (size_t i = 0; i < early->len && rc == TP_OK; i += strlen(early->buf + i) + 1) {
+		log_info("batch %s: ahead of the batch: %s", label, early->buf + i);
+		rc = run(conn, early->buf + i, 0, NULL, what);
+	}
 	return rc;
 }

@@ -63,6 +63,7 @@ struct apply_engine {
 	size_t run_rows;
 	strbuf run;             /* rows not yet sent, each ending in '\n' */
 	bool in_copy;
+	strbuf early;           /* enum labels to add ahead of the batch */
 	/* scratch for splitting lines */
 	char **f;
 	size_t *lens;
@@ -90,6 +91,7 @@ void engine_free(apply_engine *e)
 	free(e->tids);
 	free(e->q);
 	strbuf_free(&e->run);
+	strbuf_free(&e->early);
 	free(e->f);
 	free(e->lens);
 	free(e);
@@ -104,6 +106,12 @@ void engine_begin(apply_engine *e, const char *label)
 	e->run_t = NULL;
 	e->run_rows = 0;
 	strbuf_reset(&e->run);
+	strbuf_reset(&e->early);
+}
+
+const strbuf *engine_early(const apply_engine *e)
+{
+	return &e->early;
 }
 
 uint64_t engine_events(const apply_engine *e)
@@ -708,6 +716,9 @@ int engine_line(apply_engine *e, char *line, size_t len, uint64_t lineno)
 	apply_table *t;
 	int rc;
 
+	/* labels come first: at the first other line, stop for them */
+	if (e->early.len && !(len > 13 && memcmp(line, "S\tenum-label\t", 13) == 0))
+		return APPLY_EARLY;
 	if (len > 0 && line[0] == '=') {
 		rc = end_run(e);
 		return rc != TP_OK ? rc : on_define(e, line, len, lineno);
@@ -716,7 +727,7 @@ int engine_line(apply_engine *e, char *line, size_t len, uint64_t lineno)
 		/* a schema change sees every row before it: flush, then run it alone */
 		e->events++;
 		if ((rc = end_run(e)) == TP_OK && (rc = pipe_flush(e)) == TP_OK)
-			rc = apply_ddl_line(e->conn, e->dry, e->label, line, len, lineno);
+			rc = apply_ddl_line(e->conn, e->dry, e->label, line, len, lineno, &e->early);
 		return rc;
 	}
 	if (!(t = event_table(e, line, len, &rest, &rlen, &more)))
@@ -737,7 +748,7 @@ int engine_line(apply_engine *e, char *line, size_t len, uint64_t lineno)
 
 int engine_finish(apply_engine *e)
 {
-	int rc = end_run(e);
+	int rc = e->early.len ? APPLY_EARLY : end_run(e);
 
 	return rc != TP_OK ? rc : pipe_flush(e);
 }

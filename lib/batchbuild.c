@@ -584,7 +584,7 @@ static int out_lines(group_build *gb, const char *text)
 	for (const char *p = text; p && *p && rc == TP_OK;) {
 		const char *nl = strchr(p, '\n');
 		size_t len = nl ? (size_t)(nl - p) : strlen(p);
-		bool keep = ddl_remap(p, len, gb->bc->target->apply_schema, &line);
+		bool keep = ddl_remap(p, len, gb->bc->target, &line);
 
 		p += len + (nl != NULL);
 		if (!keep)

@@ -13,6 +13,23 @@
  *   a RELOID ATTNUM NAME TYPE NOTNULL DEFAULT GENERATED
  *   p RELOID CONOID NAME ATTNUM,ATTNUM,...      primary key
  *
+ * and the other objects (ddl_obj), each "KIND OID OWNER SCHEMA NAME
+ * FIELD...", OWNER being the schema's oid, or the table's for objects of
+ * a table; parts of an object follow it as "PART OID SUB NAME DEF":
+ *
+ *   e ... (enum)                          E TYPOID LABELOID LABEL
+ *   c ... (composite type)                C TYPOID ATTNUM NAME TYPE
+ *   d ... BASETYPE NOTNULL DEFAULT        D TYPOID CONOID NAME CHECKDEF
+ *   s ... TYPE START INC MIN MAX CACHE CYCLE OWNERREL OWNERATT VALUE
+ *   k ... CONTYPE DEF                     unique, check constraint
+ *   i ... UNIQUE TAIL                     index that backs no constraint;
+ *                                         TAIL: its definition after USING
+ *
+ * Types and sequences are described when their schema is one the globs
+ * can match (sequences: when the globs match them by name, or they are
+ * owned by a replicated table); a replicated column of a type from
+ * elsewhere needs that type on the target already.
+ *
  * tp-batch's plan (batcher.c) describes the catalog in its REPEATABLE
  * READ transaction, so the description is exactly as of the delta's hi
  * (format_type and pg_get_expr read the syscache, i.e. the latest state:
@@ -53,11 +70,31 @@ typedef struct ddl_nsp {
 	char *name;
 } ddl_nsp;
 
+/* A part of an object: enum label, composite attribute, domain check. */
+typedef struct ddl_part {
+	unsigned oid;           /* label, constraint; attnum of an attribute */
+	char *name, *def;       /* def: attribute type, check definition */
+} ddl_part;
+
+#define DDL_OBJ_MAXF 10
+
+typedef struct ddl_obj {
+	char kind;              /* e c d s k i */
+	unsigned oid, owner;    /* owner: schema oid, or table oid for k and i */
+	char *schema, *name;
+	char *f[DDL_OBJ_MAXF];  /* the kind's fields (NULL: \N) */
+	int nf;
+	ddl_part *parts;        /* in order: labels by sort order, attnums */
+	size_t nparts;
+} ddl_obj;
+
 typedef struct ddl_cat {
 	ddl_nsp *nsps;          /* by oid */
 	size_t nnsps;
 	ddl_rel *rels;          /* by oid */
 	size_t nrels;
+	ddl_obj *objs;          /* by kind, then oid */
+	size_t nobjs;
 } ddl_cat;
 
 /* ---- ddlcat.c ---- */
@@ -72,6 +109,8 @@ ddl_cat *ddl_cat_parse(const char *descr);
 void ddl_cat_free(ddl_cat *c);
 const ddl_rel *ddl_rel_find(const ddl_cat *c, unsigned oid);
 const ddl_col *ddl_col_find(const ddl_rel *r, int attnum);
+const ddl_obj *ddl_obj_find(const ddl_cat *c, char kind, unsigned oid);
+const ddl_nsp *ddl_nsp_find(const ddl_cat *c, unsigned oid);
 
 /* ---- ddldiff.c ---- */
 
@@ -88,11 +127,15 @@ void ddl_diff(const ddl_cat *lo, const ddl_cat *hi, strbuf *pre, strbuf *post);
  */
 void ddl_event_names(const ddl_cat *lo, const ddl_cat *hi, strbuf *schemas, strbuf *names);
 /*
- * Rewrite one stored S line (no newline) for the batch: with apply_schema
- * set, every schema becomes it and schema-level items are left out
- * (returns false). out receives the line.
+ * Rewrite one stored S line (no newline) for target t's batch: with
+ * apply_schema set, every schema becomes it, so do the schemas of type
+ * names (format_type text) from schemas the target matches, and
+ * schema-level items are left out (returns false). out receives the line.
  */
-bool ddl_remap(const char *line, size_t len, const char *apply_schema, strbuf *out);
+bool ddl_remap(const char *line, size_t len, const tp_target *t, strbuf *out);
+/* ---- ddlobj.c: the other objects' diff (types, sequences, constraints, indexes) ---- */
+typedef struct ddl_items ddl_items;
+void ddl_diff_objs(const ddl_cat *lo, const ddl_cat *hi, ddl_items *it);
 
 /* ---- ddlplan.c ---- */
 

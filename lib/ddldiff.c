@@ -28,43 +28,37 @@
 #include "copytext.h"
 #include "db.h"
 #include "ddl.h"
+#include "ddl_int.h"
 
-enum phase {
-	PH_CON_DROP, PH_COL_DROP, PH_TAB_DROP, PH_NSP_RENAME, PH_NSP_CREATE,
-	PH_TAB_MOVE, PH_TAB_RENAME, PH_COL_RENAME, PH_CON_RENAME, PH_NSP_DROP,
-	PH_TAB_CREATE, PH_COL_ADD, PH_COL_TYPE, PH_COL_DEFAULT, PH_NOTNULL_DROP,
-	PH_ROWS,
-	PH_NOTNULL_SET, PH_PKEY_ADD, PH_N
-};
+#define item ddl_item
+typedef ddl_items items;
 
-typedef struct items {
-	strbuf ph[PH_N];
-} items;
-
-/* One S line of n fields (NULL: \N) into phase ph. */
-static void item(items *it, enum phase ph, const char *kind, int n, ...)
+void ddl_itemv(ddl_items *it, enum ddl_phase ph, const char *kind, int n,
+	       const char *const *v)
 {
 	strbuf *sb = &it->ph[ph];
-	va_list ap;
 
 	strbuf_addf(sb, "S\t%s", kind);
-	va_start(ap, n);
 	for (int i = 0; i < n; i++) {
-		const char *v = va_arg(ap, const char *);
 		strbuf_addc(sb, '\t');
-		copytext_field(sb, v, v ? strlen(v) : 0);
+		copytext_field(sb, v[i], v[i] ? strlen(v[i]) : 0);
 	}
-	va_end(ap);
 	strbuf_addc(sb, '\n');
 }
 
-static const ddl_nsp *nsp_find(const ddl_cat *c, unsigned oid)
+void ddl_item(ddl_items *it, enum ddl_phase ph, const char *kind, int n, ...)
 {
-	for (size_t i = 0; i < c->nnsps; i++)
-		if (c->nsps[i].oid == oid)
-			return &c->nsps[i];
-	return NULL;
+	const char *v[8];
+	va_list ap;
+
+	va_start(ap, n);
+	for (int i = 0; i < n && i < 8; i++)
+		v[i] = va_arg(ap, const char *);
+	va_end(ap);
+	ddl_itemv(it, ph, kind, n < 8 ? n : 8, v);
 }
+
+#define nsp_find ddl_nsp_find
 
 static void diff_schemas(const ddl_cat *lo, const ddl_cat *hi, items *it)
 {
@@ -206,6 +200,7 @@ void ddl_diff(const ddl_cat *lo, const ddl_cat *hi, strbuf *pre, strbuf *post)
 	for (size_t i = 0; i < hi->nrels; i++)
 		if (!ddl_rel_find(lo, hi->rels[i].oid))
 			create_table(&it, &hi->rels[i]);
+	ddl_diff_objs(lo, hi, &it);
 	for (int p = 0; p < PH_N; p++) {
 		if (it.ph[p].len)
 			strbuf_add(p < PH_ROWS ? pre : post, it.ph[p].buf, it.ph[p].len);
@@ -237,35 +232,110 @@ void ddl_event_names(const ddl_cat *lo, const ddl_cat *hi, strbuf *schemas, strb
 
 /* Items about schemas themselves: meaningless when apply_schema is set. */
 static const char *const schema_kinds[] = {
-	"schema", "schema-drop", "schema-rename", "table-schema"
+	"schema", "schema-drop", "schema-rename", "table-schema", "type-schema",
+	"domain-schema", "sequence-schema"
 };
 
-bool ddl_remap(const char *line, size_t len, const char *apply_schema, strbuf *out)
+static bool is_schema_kind(const char *kind)
 {
-	const char *kind = line + 2, *tab, *rest;
-	size_t klen;
+	for (size_t i = 0; i < sizeof schema_kinds / sizeof schema_kinds[0]; i++)
+		if (strcmp(schema_kinds[i], kind) == 0)
+			return true;
+	return false;
+}
+
+/* Is field i (0: the first after the kind) of kind a type name? */
+static bool is_type_field(const char *kind, int i)
+{
+	if (strcmp(kind, "column") == 0 || strcmp(kind, "column-type") == 0 ||
+	    strcmp(kind, "attribute") == 0 || strcmp(kind, "attribute-type") == 0)
+		return i == 3;
+	if (strcmp(kind, "domain") == 0)
+		return i == 2;
+	return strcmp(kind, "composite") == 0 && i >= 3 && i % 2 == 1;
+}
+
+/*
+ * A type name as format_type writes it with an empty search_path: its
+ * schema first when it has one ("public.mood[]", "\"My s\".\"T\"").
+ * With apply_schema, the schema of a replicated type (one in a schema the
+ * target matches) becomes apply_schema; built-in and other types stay.
+ */
+static void remap_type(const char *type, const tp_target *t, strbuf *out)
+{
+	strbuf nsp = { 0 };
+	const char *p = type;
+
+	if (*p == '"') {
+		for (p++; *p && !(*p == '"' && p[1] != '"'); p++) {
+			if (*p == '"')
+				p++;
+			strbuf_addc(&nsp, *p);
+		}
+		p += *p == '"';
+	} else {
+		while (*p && strchr("abcdefghijklmnopqrstuvwxyz0123456789_$", *p))
+			strbuf_addc(&nsp, *p++);
+	}
+	if (*p != '.' || !nsp.len || !target_matches_schema(t, nsp.buf)) {
+		strbuf_adds(out, type);
+	} else {
+		/* quoted like quote_ident would, but always: the target checks it */
+		strbuf_addc(out, '"');
+		for (const char *a = t->apply_schema; *a; a++) {
+			if (*a == '"')
+				strbuf_addc(out, '"');
+			strbuf_addc(out, *a);
+		}
+		strbuf_addc(out, '"');
+		strbuf_adds(out, p);
+	}
+	strbuf_free(&nsp);
+}
+
+bool ddl_remap(const char *line, size_t len, const tp_target *t, strbuf *out)
+{
+	char *copy, **f;
+	size_t *lens, nf = 1;
+	int n;
+	bool keep = true;
 
 	strbuf_reset(out);
-	if (!apply_schema || len < 3) {
+	if (!t->apply_schema || len < 3) {
 		strbuf_add(out, line, len);
 		return true;
 	}
-	tab = memchr(kind, '\t', len - 2);
-	klen = tab ? (size_t)(tab - kind) : len - 2;
-	for (size_t i = 0; i < sizeof schema_kinds / sizeof schema_kinds[0]; i++)
-		if (strlen(schema_kinds[i]) == klen && memcmp(schema_kinds[i], kind, klen) == 0)
-			return false;
-	if (!tab) {
-		strbuf_add(out, line, len);
-		return true;
+	for (size_t i = 0; i < len; i++)
+		nf += line[i] == '\t';
+	copy = xstrndup(line, len);
+	f = xmalloc(nf * sizeof *f);
+	lens = xmalloc(nf * sizeof *lens);
+	n = copytext_split(copy, len, f, lens, nf);
+	if (n < 2 || !f[1]) {
+		strbuf_add(out, line, len);     /* malformed: the applier says so */
+	} else if (is_schema_kind(f[1])) {
+		keep = false;
+	} else {
+		/* every other kind: "S KIND SCHEMA ...": replace the schema field */
+		strbuf_adds(out, "S\t");
+		copytext_field(out, f[1], lens[1]);
+		for (int i = 2; i < n; i++) {
+			strbuf tmp = { 0 };
+			const char *v = i == 2 ? t->apply_schema : f[i];
+
+			if (v && i > 2 && is_type_field(f[1], i - 2)) {
+				remap_type(v, t, &tmp);
+				v = tmp.buf;
+			}
+			strbuf_addc(out, '\t');
+			copytext_field(out, v, v ? strlen(v) : 0);
+			strbuf_free(&tmp);
+		}
 	}
-	/* every other kind: "S KIND SCHEMA ...": replace the schema field */
-	rest = memchr(tab + 1, '\t', len - (size_t)(tab + 1 - line));
-	strbuf_add(out, line, (size_t)(tab + 1 - line));
-	copytext_field(out, apply_schema, strlen(apply_schema));
-	if (rest)
-		strbuf_add(out, rest, len - (size_t)(rest - line));
-	return true;
+	free(copy);
+	free(f);
+	free(lens);
+	return keep;
 }
 
 /*

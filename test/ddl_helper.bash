@@ -1,0 +1,97 @@
+# Shared by the schema change suites (ddl.bats, ddl2.bats): two databases,
+# a source and a target node with their configs, public.t on both, and
+# helpers to cut, ship and compare.
+# shellcheck shell=bash
+
+setup_file() {
+	tp_cluster_start
+}
+
+teardown_file() {
+	tp_cluster_stop
+}
+
+setup() {
+	SRC=src_$BATS_TEST_NUMBER
+	DST=dst_$BATS_TEST_NUMBER
+	tp_createdb "$SRC"
+	tp_createdb "$DST"
+	W=$BATS_TEST_TMPDIR
+	OUTBOX=$W/sspool/outbox/replica
+	INBOX=$W/dspool/inbox/src
+	printf 'token-%s\n' "$BATS_TEST_NUMBER" > "$W/token"
+	tp_write_config "$W/src.ini" <<-EOF
+	[node]
+	name = src
+	conninfo = $(tp_conninfo "$SRC")
+	spool = $W/sspool
+	[target replica]
+	tables = public.*, sales*.*
+	exclude = public.tmp_*
+	endpoint = dir:$W/drop
+	token_file = $W/token
+	EOF
+	tp_write_config "$W/dst.ini" <<-EOF
+	[node]
+	name = replica
+	conninfo = $(tp_conninfo "$DST")
+	spool = $W/dspool
+	[source src]
+	token_file = $W/token
+	EOF
+	both "CREATE TABLE public.t (id int PRIMARY KEY, a text)"
+	tp_psql "$SRC" "INSERT INTO public.t VALUES (1, 'one'), (2, 'two')"
+	tp_psql "$DST" "INSERT INTO public.t VALUES (1, 'one'), (2, 'two')"
+	tp-install -c "$W/src.ini"
+	tp-install -c "$W/dst.ini"
+}
+
+both() {
+	tp_psql "$SRC" "$@"
+	tp_psql "$DST" "$@"
+}
+
+# ship [tp-batch|tp-ddlscan]: cut on the source, move into the inbox
+cut() {
+	"${1:-tp-batch}" -c "$W/src.ini"
+	mkdir -p "$INBOX"
+	local f
+	for f in "$OUTBOX"/*.tar*; do
+		[[ -e $f ]] && mv "$f" "$INBOX/"
+	done
+	return 0
+}
+
+ship() {
+	cut "$@"
+	tp-apply -c "$W/dst.ini"
+}
+
+# columns DB TABLE: name, type, NOT NULL, default of each column
+columns() {
+	tp_psql "$1" "SELECT string_agg(a.attname || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod)
+		|| CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+		|| coalesce(' default ' || pg_catalog.pg_get_expr(d.adbin, d.adrelid), ''), ', ' ORDER BY a.attnum)
+		FROM pg_catalog.pg_attribute a
+		LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+		WHERE a.attrelid = '$2'::regclass AND a.attnum > 0 AND NOT a.attisdropped"
+}
+
+rows() {
+	tp_psql "$1" "SELECT string_agg(x::text, ' ' ORDER BY x::text) FROM $2 x"
+}
+
+pkey() {
+	tp_psql "$1" "SELECT pg_catalog.pg_get_constraintdef(oid) FROM pg_catalog.pg_constraint
+		WHERE conrelid = '$2'::regclass AND contype = 'p'"
+}
+
+# same TABLE...: columns, key and rows equal on both sides
+same() {
+	local t
+	for t in "$@"; do
+		assert_equal "$(columns "$DST" "$t")" "$(columns "$SRC" "$t")"
+		assert_equal "$(pkey "$DST" "$t")" "$(pkey "$SRC" "$t")"
+		assert_equal "$(rows "$DST" "$t")" "$(rows "$SRC" "$t")"
+	done
+}
