@@ -10,7 +10,9 @@
  * wrote them. That is safe only because a batch is authenticated (HMAC
  * with the shared token) before anything of it runs: whoever may make
  * batches may change the target's data anyway. Statements go through
- * the extended protocol, so one line is at most one statement.
+ * the extended protocol, so one line is at most one statement. The
+ * kinds for types, sequences, constraints and indexes are built in
+ * applyobj.c; new enum labels may run ahead of the batch (apply_ddl_line).
  */
 #include <stdio.h>
 #include <stdlib.h>

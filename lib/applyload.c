@@ -360,17 +360,18 @@ int load_void_skip(load_apply *la, const char *dir, const spool_entry *e, size_t
 	for (size_t k = 0; k < n; k++) {
 		part_file p = { -1, NULL, NULL };
 		char path[4200];
-		bool is_load;
+		bool other_part;
 
 		snprintf(path, sizeof(path), "%s/%s", dir, e[k].name);
 		if (e[k].seq <= *last || part_open(la, &p, path, NULL) != TP_OK) {
 			part_close(&p);
 			return 0;
 		}
-		is_load = strcmp(p.h->kind, "load") == 0;
+		/* a part voids nothing itself, unless it starts a new load that says so */
+		other_part = strcmp(p.h->kind, "load") == 0 && p.h->void_from == 0;
 		part_close(&p);
-		if (is_load)
-			continue;       /* a part: void only if a later batch says so */
+		if (other_part)
+			continue;
 		if (!voids_to(la, dir, &e[k], *last) ||
 		    void_record(la, e, k, *last, e[k].seq - 1) != TP_OK)
 			return 0;

@@ -81,6 +81,11 @@ static void skip_when(ddl_stmt *s, const char *sql, int i)
 	s->skip_p[1] = i >= 0 ? s->f[i] : NULL;
 }
 
+static bool starts(const char *v, const char *prefix)
+{
+	return v && strncmp(v, prefix, strlen(prefix)) == 0;
+}
+
 /* Append ", " (unless first) and literal f[i]. */
 static bool add_lit(ddl_stmt *s, int i, const char *sep)
 {
@@ -149,25 +154,35 @@ static bool composite_stmt(ddl_stmt *s, const char *kind)
 	return true;
 }
 
-static bool starts(const char *v, const char *prefix)
+/* domain SCHEMA NAME BASETYPE DEFAULT NOTNULL [CONNAME CHECKDEF]... */
+static bool create_domain(ddl_stmt *s)
 {
-	return v && strncmp(v, prefix, strlen(prefix)) == 0;
+	char **f = s->f;
+
+	if (s->n < 7 || s->n % 2 == 0 || !head(s, s->n, "CREATE DOMAIN ") || !f[4] || !*f[4] ||
+	    !f[6])
+		return false;
+	ddl_type(s, 4);
+	strbuf_addf(&s->sql, " AS %s", f[4]);
+	if (f[5])
+		strbuf_addf(&s->sql, " DEFAULT (%s)", f[5]);
+	if (f[6][0] == 't')
+		strbuf_adds(&s->sql, " NOT NULL");
+	for (int i = 7; i + 1 < s->n; i += 2) {
+		if (!starts(f[i + 1], "CHECK (") || !ddl_with_names(s, " CONSTRAINT %s ", i, -1))
+			return false;
+		strbuf_adds(&s->sql, f[i + 1]);
+	}
+	skip_when(s, type_exists, -1);
+	return true;
 }
 
 static bool domain_stmt(ddl_stmt *s, const char *kind)
 {
 	char **f = s->f;
 
-	if (strcmp(kind, "domain") == 0) {
-		if (!head(s, 6, "CREATE DOMAIN ") || !f[4] || !*f[4])
-			return false;
-		ddl_type(s, 4);
-		strbuf_addf(&s->sql, " AS %s", f[4]);
-		if (f[5])
-			strbuf_addf(&s->sql, " DEFAULT (%s)", f[5]);
-		skip_when(s, type_exists, -1);
-		return true;
-	}
+	if (strcmp(kind, "domain") == 0)
+		return create_domain(s);
 	if (strcmp(kind, "domain-default") == 0 && head(s, 5, "ALTER DOMAIN ")) {
 		if (f[4])
 			strbuf_addf(&s->sql, " SET DEFAULT (%s)", f[4]);

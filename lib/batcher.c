@@ -192,7 +192,8 @@ static int plan_reserved(batch_ctx *bc, plan_pos *pos)
 	PGresult *res;
 	int rc;
 
-	strbuf_addf(&sql, "SELECT seq FROM %s.load_reserve WHERE target = $1 FOR SHARE", bc->schema);
+	strbuf_addf(&sql, "SELECT seq FROM %s.load_reserve WHERE target = $1%s", bc->schema,
+		    bc->loading ? "" : " FOR SHARE");
 	res = db_query(bc->conn, "reading the target's reserved numbers", sql.buf, 1, params, &rc);
 	strbuf_free(&sql);
 	if (!res)

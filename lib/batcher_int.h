@@ -25,6 +25,11 @@ typedef struct batch_ctx {
 	/* the plan's schema changes (ddl.h), or NULL: none tracked */
 	const struct ddl_delta *ddl;
 	bool ddl_only;             /* tp-ddlscan: plan only when the schema changed */
+	/*
+	 * Set by tp-load, which updates the reservations on a connection of
+	 * its own: it reads them without a row lock (that would deadlock).
+	 */
+	bool loading;
 } batch_ctx;
 
 /* A planned batch, as stored in <schema>.batch. */

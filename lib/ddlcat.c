@@ -194,6 +194,10 @@ static void describe_objects(PGresult *res, const tp_target *t, strbuf *out, con
 			keep = obj_wanted(res, i, t, kept);
 		if (!keep)
 			continue;
+		if (letter == 'i' && PQgetisnull(res, i, 9))
+			log_warn("target %s: index %s.%s: its definition is not in the expected form;"
+				 " it is not replicated", t->name, PQgetvalue(res, i, 6),
+				 PQgetvalue(res, i, 7));
 		strbuf_addf(out, "%c\t%s", letter, PQgetvalue(res, i, 2));
 		for (int f = 0; f < nf; f++) {
 			const char *v = PQgetisnull(res, i, 5 + f) ? NULL : PQgetvalue(res, i, 5 + f);

@@ -3,22 +3,24 @@
  *
  * Order, chosen so that every statement finds what it needs and no name
  * is taken twice (a column dropped and another renamed into its name, a
- * table dropped and created again under its name):
+ * table dropped and created again under its name): the phases of
+ * ddl_int.h. Before the delta's rows: new enum labels (ddlobj.c says
+ * why first); constraint, index, column and table drops (all under lo's
+ * names); schema renames and creates; type and sequence moves and
+ * renames; table moves and renames; column and constraint renames; types
+ * and sequences created; table creates and column adds; type and default
+ * changes; NOT NULL drops; types, sequences and then schemas dropped,
+ * once nothing uses them. After the rows: NOT NULL sets, primary keys,
+ * other constraints, indexes, sequence ownership and values.
  *
- *   before the delta's rows: constraint drops, column drops, table drops
- *   (all under lo's names); schema renames and creates; table moves and
- *   renames; column and constraint renames; schema drops; table creates
- *   and column adds; type and default changes; NOT NULL drops
- *   after the rows: NOT NULL sets, primary keys added
- *
- * Drops come first rather than last: the rows of a dropped table are not
- * shipped, and those of a dropped column are left out of the rows (see
- * batchbuild.c), so nothing in the delta needs them, while a same-named
- * successor does need the name. Constraints that only restrict (NOT NULL,
- * primary keys) are added after the rows: the rows were valid on the
- * source when written, but the target's state before them need not
- * satisfy a constraint the source added later in the delta (UPDATE ...
- * SET c = 0 WHERE c IS NULL; ALTER ... SET NOT NULL).
+ * Drops of columns and tables come first rather than last: the rows of a
+ * dropped table are not shipped, and those of a dropped column are left
+ * out of the rows (see batchbuild.c), so nothing in the delta needs them,
+ * while a same-named successor does need the name. Constraints that only
+ * restrict (NOT NULL, keys, checks) are added after the rows: the rows
+ * were valid on the source when written, but the target's state before
+ * them need not satisfy a constraint the source added later in the delta
+ * (UPDATE ... SET c = 0 WHERE c IS NULL; ALTER ... SET NOT NULL).
  */
 #include <stdarg.h>
 #include <stdio.h>

@@ -154,6 +154,29 @@ static void domain_restrict(ddl_items *it, const ddl_obj *o, const ddl_obj *n)
 				 n->parts[i].name, n->parts[i].def);
 }
 
+/*
+ * With its NOT NULL and checks: ALTER DOMAIN cannot add them once a
+ * composite type stored in a table uses the domain, which may happen in
+ * this very batch. A new domain holds no value yet that they could refuse.
+ */
+static void create_domain(ddl_items *it, const ddl_obj *n)
+{
+	size_t k = 0;
+	const char **v = xmalloc((5 + 2 * n->nparts) * sizeof *v);
+
+	v[k++] = n->schema;
+	v[k++] = n->name;
+	v[k++] = n->f[0];
+	v[k++] = n->f[2];
+	v[k++] = n->f[1];
+	for (size_t i = 0; i < n->nparts; i++) {
+		v[k++] = n->parts[i].name;
+		v[k++] = n->parts[i].def;
+	}
+	ddl_itemv(it, PH_DOMAIN_CREATE, "domain", (int)k, v);
+	free(v);
+}
+
 /* f: BASETYPE NOTNULL DEFAULT; parts: checks by constraint oid. */
 static void diff_domain(ddl_items *it, const ddl_obj *o, const ddl_obj *n)
 {
@@ -210,28 +233,38 @@ static void diff_sequence(const ddl_cat *hi, ddl_items *it, const ddl_obj *o, co
 
 /* ---- objects of a table ---- */
 
-/* Constraint (k) or index (i) o of lo, n of hi (either NULL). */
-static void diff_table_obj(const ddl_cat *lo, const ddl_cat *hi, ddl_items *it,
-			   const ddl_obj *o, const ddl_obj *n)
+/*
+ * Constraint (k) or index (i) o of lo, n of hi (NULL: dropped), while
+ * their table lives on: a dropped table takes them along.
+ */
+static void table_obj_change(const ddl_cat *lo, const ddl_cat *hi, ddl_items *it,
+			     const ddl_obj *o, const ddl_obj *n)
 {
-	const ddl_rel *lr = o ? ddl_rel_find(lo, o->owner) : NULL;
-	const ddl_rel *hr = ddl_rel_find(hi, o ? o->owner : n->owner);
-	bool idx = (o ? o : n)->kind == 'i';
+	const ddl_rel *lr = ddl_rel_find(lo, o->owner), *hr = ddl_rel_find(hi, o->owner);
+	bool idx = o->kind == 'i';
 
-	if (!hr)
-		return;         /* the table is gone, and its objects with it */
-	if (o && !n && lr)
-		ddl_item(it, idx ? PH_IDX_DROP : PH_CON_DROP, idx ? "index-drop" : "constraint-drop",
-			 idx ? 2 : 3, idx ? o->schema : lr->schema, idx ? o->name : lr->name, o->name);
-	else if (!o && idx && n->f[1])
-		ddl_item(it, PH_IDX_ADD, "index", 5, hr->schema, hr->name, n->name, n->f[0], n->f[1]);
-	else if (!o && !idx)
-		ddl_item(it, PH_CON_ADD, "constraint", 4, hr->schema, hr->name, n->name, n->f[1]);
-	else if (o && n && strcmp(o->name, n->name) != 0 && idx)
+	if (!hr || !lr)
+		return;
+	if (!n && idx)
+		ddl_item(it, PH_IDX_DROP, "index-drop", 2, o->schema, o->name);
+	else if (!n)
+		ddl_item(it, PH_CON_DROP, "constraint-drop", 3, lr->schema, lr->name, o->name);
+	else if (strcmp(o->name, n->name) != 0 && idx)
 		ddl_item(it, PH_CON_RENAME, "index-rename", 3, hr->schema, o->name, n->name);
-	else if (o && n && strcmp(o->name, n->name) != 0)
+	else if (strcmp(o->name, n->name) != 0)
 		ddl_item(it, PH_CON_RENAME, "constraint-rename", 4, hr->schema, hr->name, o->name,
 			 n->name);
+}
+
+/* A constraint or index new in hi; a new table gets its own this way. */
+static void table_obj_add(const ddl_cat *hi, ddl_items *it, const ddl_obj *n)
+{
+	const ddl_rel *hr = ddl_rel_find(hi, n->owner);
+
+	if (hr && n->kind == 'i' && n->f[1])
+		ddl_item(it, PH_IDX_ADD, "index", 5, hr->schema, hr->name, n->name, n->f[0], n->f[1]);
+	else if (hr && n->kind == 'k')
+		ddl_item(it, PH_CON_ADD, "constraint", 4, hr->schema, hr->name, n->name, n->f[1]);
 }
 
 /* ---- create, drop, change ---- */
@@ -246,8 +279,7 @@ static void create_obj(const ddl_cat *hi, ddl_items *it, const ddl_obj *n)
 		create_with_parts(it, PH_COMPOSITE_CREATE, "composite", n, true);
 		break;
 	case 'd':
-		ddl_item(it, PH_DOMAIN_CREATE, "domain", 4, n->schema, n->name, n->f[0], n->f[2]);
-		domain_restrict(it, NULL, n);
+		create_domain(it, n);
 		break;
 	case 's':
 		sequence_def(it, PH_SEQ_CREATE, "sequence", n);
@@ -288,7 +320,7 @@ void ddl_diff_objs(const ddl_cat *lo, const ddl_cat *hi, ddl_items *it)
 		const ddl_obj *o = &lo->objs[i], *n = ddl_obj_find(hi, o->kind, o->oid);
 
 		if (o->kind == 'k' || o->kind == 'i')
-			diff_table_obj(lo, hi, it, o, n);
+			table_obj_change(lo, hi, it, o, n);
 		else if (!n)
 			drop_obj(hi, it, o);
 		else
@@ -300,7 +332,7 @@ void ddl_diff_objs(const ddl_cat *lo, const ddl_cat *hi, ddl_items *it)
 		if (ddl_obj_find(lo, n->kind, n->oid))
 			continue;
 		if (n->kind == 'k' || n->kind == 'i')
-			diff_table_obj(lo, hi, it, NULL, n);
+			table_obj_add(hi, it, n);
 		else
 			create_obj(hi, it, n);
 	}

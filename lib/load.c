@@ -211,6 +211,53 @@ static int tables_find(load_ctx *lc)
 	return rc;
 }
 
+/*
+ * Order the tables so that a table comes after those its foreign keys
+ * reference: the target checks each COPY's keys as it ends. Cycles keep
+ * their catalog order (and need deferrable keys on the target).
+ */
+static int tables_order(load_ctx *lc)
+{
+	strbuf oids = { 0 };
+	const char *params[1];
+	PGresult *res;
+	int rc;
+	size_t done = 0;
+
+	for (size_t i = 0; i < lc->nt; i++)
+		db_array_add(&oids, lc->t[i].oid);
+	strbuf_adds(&oids, "}");
+	params[0] = oids.buf;
+	res = db_query(lc->a, "reading foreign keys",
+		       "SELECT conrelid::text, confrelid::text FROM pg_catalog.pg_constraint"
+		       " WHERE contype = 'f' AND conrelid <> confrelid"
+		       " AND conrelid = ANY ($1::pg_catalog.oid[]) AND confrelid = ANY ($1::pg_catalog.oid[])",
+		       1, params, &rc);
+	strbuf_free(&oids);
+	if (!res)
+		return rc;
+	/* selection: move forward any table whose referenced ones are placed */
+	while (done < lc->nt) {
+		size_t pick = done;
+		for (size_t i = done; i < lc->nt && pick == done; i++) {
+			bool ready = true;
+			for (int k = 0; k < PQntuples(res) && ready; k++)
+				for (size_t j = done; j < lc->nt && ready; j++)
+					ready = !(j != i && strcmp(PQgetvalue(res, k, 0), lc->t[i].oid) == 0 &&
+						  strcmp(PQgetvalue(res, k, 1), lc->t[j].oid) == 0);
+			if (ready)
+				pick = i;
+		}
+		load_table tmp = lc->t[pick];
+		memmove(&lc->t[done + 1], &lc->t[done], (pick - done) * sizeof(*lc->t));
+		lc->t[done++] = tmp;
+	}
+	PQclear(res);
+	for (size_t i = 0; i < lc->nt; i++)
+		lc->t[i].tid = (unsigned)i + 1;
+	return TP_OK;
+}
+
 /* Columns of t (no generated ones): its definition line and its COPY. */
 static int table_define(load_ctx *lc, load_table *t)
 {
@@ -395,6 +442,8 @@ static int load_connected(load_ctx *lc, batch_ctx *bc, plan_pos *pos)
 		log_info("target %s: nothing to load", lc->target->name);
 		return TP_OK;
 	}
+	if (rc == TP_OK)
+		rc = tables_order(lc);
 	for (size_t i = 0; i < lc->nt && rc == TP_OK; i++)
 		rc = table_define(lc, &lc->t[i]);
 	if (rc == TP_OK)
@@ -500,6 +549,7 @@ int load_run(const tp_config *cfg, const load_opts *o)
 	rc = connect_all(&lc);
 	if (rc == TP_OK) {
 		bc = (batch_ctx){ lc.b, cfg, lc.target, db_ident(lc.b, cfg->schema) };
+		bc.loading = true;
 		rc = load_connected(&lc, &bc, &pos);
 	}
 	if (rc == TP_OK)

@@ -8,13 +8,15 @@ batch_events() {
 
 # dump_events DIR: every event of every batch in DIR, in sequence order, as
 #   SEQ <tab> OP <tab> SCHEMA.TABLE <tab> fields...
-# Definition lines are consumed to name the tables.
+# Definition lines are consumed to name the tables; schema changes (S) are
+# left out: these are the row events.
 dump_events() {
 	local f seq
 	for f in $(ls "$1" | grep -E '^[0-9]{16}\.tar' | sort); do
 		seq=$((10#${f%%.*}))
 		batch_events "$1/$f" | awk -F'\t' -v OFS='\t' -v seq="$seq" '
 			$1 == "=" { name[$2] = $3 "." $4; next }
+			$1 == "S" { next }
 			{ t = $2; $2 = name[t]; print seq, $0 }'
 	done
 }

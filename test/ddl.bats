@@ -6,7 +6,6 @@
 # ends by comparing the target with the source, never by timing.
 
 load helper
-
 load ddl_helper
 
 @test "add column and insert using it in one transaction" {
