@@ -8,7 +8,7 @@
 # single-row UPDATE by key, and pgbench's default TPC-B-like transaction)
 # against: no trigger; teleport's trigger (record text, NEW::text); and, for
 # comparison, a trigger that stores to_jsonb(NEW) instead (the old Go
-# system's format, which is also unfaithful: see the notes in sql/source.sql).
+# system's format, which is also unfaithful: see prior-art notes, 2.6).
 # pgbench_history has no primary key and is left out of both.
 # Prints transactions per second and the overhead of each.
 set -euo pipefail
@@ -44,13 +44,13 @@ INI
 
 tps() { "$PGBIN/pgbench" -n -h "$D" -U teleport -c "$CLIENTS" -T "$SECS" "$@" bench 2>/dev/null |
 	awk '/^tps/ {printf "%.0f", $3}'; }
-run_all() { u=$(tps -f "$D/update.sql"); t=$(tps -b tpcb-like); }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f%%", (b - a) * 100 / a }'; }
+median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
 
-run_all; base_u=$u; base_t=$t
+# Both triggers go on once; each configuration enables only its own, so
+# the three are measured in turn, ROUNDS times, and the medians compared:
+# this machine's throughput drifts more between runs than the triggers cost.
 "$BIN/tp-install" -c "$D/src.ini"
-run_all; tp_u=$u; tp_t=$t
-# the JSON alternative, for comparison only
 psql -X -q -h "$D" -U teleport -d bench <<'SQL'
 CREATE TABLE public.jsonq (id bigserial, txid xid8 DEFAULT pg_current_xact_id(), op "char", tab text, old jsonb, new jsonb);
 CREATE FUNCTION public.jcap() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -58,13 +58,34 @@ BEGIN INSERT INTO public.jsonq (op, tab, old, new) VALUES (substr(TG_OP, 1, 1), 
   CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END, CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END);
   RETURN NULL; END $$;
 SQL
-"$BIN/tp-install" -c "$D/src.ini" --uninstall
-for t in pgbench_accounts pgbench_branches pgbench_tellers; do
+TABLES="pgbench_accounts pgbench_branches pgbench_tellers"
+for t in $TABLES; do
 	psql -X -q -h "$D" -U teleport -d bench -c "CREATE TRIGGER j AFTER INSERT OR UPDATE OR DELETE ON $t FOR EACH ROW EXECUTE FUNCTION public.jcap()"
 done
-run_all; js_u=$u; js_t=$t
+use() {   # use none|teleport|json
+	local t sql=
+	for t in $TABLES; do
+		sql+="ALTER TABLE $t $([ "$1" = teleport ] && echo ENABLE || echo DISABLE) TRIGGER teleport_capture;"
+		sql+="ALTER TABLE $t $([ "$1" = json ] && echo ENABLE || echo DISABLE) TRIGGER j;"
+	done
+	psql -X -q -h "$D" -U teleport -d bench -c "$sql"
+}
+declare -A U T
+for r in $(seq 1 "${BENCH_ROUNDS:-3}"); do
+	for c in none teleport json; do
+		use "$c"
+		U[$c]+=" $(tps -f "$D/update.sql")"
+		T[$c]+=" $(tps -b tpcb-like)"
+	done
+done
+for c in none teleport json; do
+	read -r -a a <<< "${U[$c]}"; U[$c]=$(median "${a[@]}")
+	read -r -a a <<< "${T[$c]}"; T[$c]=$(median "${a[@]}")
+done
 
-printf '%-34s %12s %12s\n' "capture ($CLIENTS clients, ${SECS}s each)" "update tps" "tpcb tps"
-printf '%-34s %12s %12s\n' "no trigger" "$base_u" "$base_t"
-printf '%-34s %12s %12s   (%s, %s)\n' "teleport (record text)" "$tp_u" "$tp_t" "$(pct "$base_u" "$tp_u")" "$(pct "$base_t" "$tp_t")"
-printf '%-34s %12s %12s   (%s, %s)\n' "to_jsonb(NEW) alternative" "$js_u" "$js_t" "$(pct "$base_u" "$js_u")" "$(pct "$base_t" "$js_t")"
+printf '%-34s %12s %12s\n' "capture ($CLIENTS clients, ${SECS}s, median of ${BENCH_ROUNDS:-3})" "update tps" "tpcb tps"
+printf '%-34s %12s %12s\n' "no trigger" "${U[none]}" "${T[none]}"
+printf '%-34s %12s %12s   (%s, %s)\n' "teleport (record text)" "${U[teleport]}" "${T[teleport]}" \
+	"$(pct "${U[none]}" "${U[teleport]}")" "$(pct "${T[none]}" "${T[teleport]}")"
+printf '%-34s %12s %12s   (%s, %s)\n' "to_jsonb(NEW) alternative" "${U[json]}" "${T[json]}" \
+	"$(pct "${U[none]}" "${U[json]}")" "$(pct "${T[none]}" "${T[json]}")"
