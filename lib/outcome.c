@@ -61,16 +61,22 @@ time_t tp_time_parse(const char *s)
 	return strcmp(end, "Z") == 0 ? timegm(&tm) : 0;
 }
 
-static void add_time(strbuf *sb, const char *key, time_t t)
+void json_add_time_member(strbuf *sb, const char *key, time_t t)
 {
 	char iso[32];
 
-	strbuf_addf(sb, ", \"%s\": ", key);
+	strbuf_addf(sb, "\"%s\": ", key);
 	tp_time_iso(t, iso, sizeof iso);
 	if (*iso)
 		json_add_strz(sb, iso);
 	else
 		strbuf_adds(sb, "null");
+}
+
+static void add_time(strbuf *sb, const char *key, time_t t)
+{
+	strbuf_adds(sb, ", ");
+	json_add_time_member(sb, key, t);
 }
 
 static void add_str(strbuf *sb, const char *key, const char *s)

@@ -42,6 +42,9 @@ int outcome_read(const char *path, outcome *o);
 void outcome_clear(outcome *o);
 
 /* "2024-05-01T12:00:00Z" into buf (at least 21 bytes); "" for 0. */
+/* Append `"key": "ISO time"`, or `"key": null` when t is 0, to JSON in sb. */
+struct strbuf;
+void json_add_time_member(struct strbuf *sb, const char *key, time_t t);
 void tp_time_iso(time_t t, char *buf, size_t len);
 /* The reverse (fractional seconds allowed, dropped); 0 when s is not such a time. */
 time_t tp_time_parse(const char *s);

@@ -109,17 +109,6 @@ void status_print_table(const status *st, FILE *out)
 
 /* ---- JSON --------------------------------------------------------------- */
 
-static void j_time(strbuf *sb, const char *key, time_t t)
-{
-	char buf[32];
-
-	strbuf_addf(sb, "\"%s\": ", key);
-	tp_time_iso(t, buf, sizeof buf);
-	if (*buf)
-		json_add_strz(sb, buf);
-	else
-		strbuf_adds(sb, "null");
-}
 
 static void j_str(strbuf *sb, const char *key, const char *s)
 {
@@ -136,14 +125,14 @@ static void json_target(strbuf *sb, const st_target *t)
 	j_str(sb, "name", t->name);
 	strbuf_addf(sb, ", \"configured\": %s, \"installed\": %s, \"last_batch\": {\"seq\": %" PRId64 ", ",
 		    t->configured ? "true" : "false", t->installed ? "true" : "false", t->last_seq);
-	j_time(sb, "created", t->last_cut);
+	json_add_time_member(sb, "created", t->last_cut);
 	strbuf_addf(sb, "}, \"written\": %" PRId64 ", \"sent\": %" PRId64
 		    ", \"unsent_batches\": %" PRIu64 ", \"unsent_bytes\": %" PRIu64 ", ",
 		    t->written, t->sent, t->unsent, t->unsent_bytes);
-	j_time(sb, "oldest_unsent", t->oldest_unsent);
+	json_add_time_member(sb, "oldest_unsent", t->oldest_unsent);
 	strbuf_addf(sb, ", \"backlog_events\": %" PRId64 ", \"backlog_bytes\": %" PRId64 ", ",
 		    t->backlog_events, t->backlog_bytes);
-	j_time(sb, "oldest_backlog", t->oldest_backlog);
+	json_add_time_member(sb, "oldest_backlog", t->oldest_backlog);
 	strbuf_addf(sb, ", \"lag_seconds\": %.0f, \"ddl_waiting\": 0}", t->lag);
 }
 
@@ -153,7 +142,7 @@ static void json_source(strbuf *sb, const st_source *s)
 	j_str(sb, "name", s->name);
 	strbuf_addf(sb, ", \"received\": %" PRId64 ", \"applied\": %" PRId64 ", ",
 		    s->received, s->applied);
-	j_time(sb, "applied_at", s->applied_at);
+	json_add_time_member(sb, "applied_at", s->applied_at);
 	strbuf_addf(sb, ", \"waiting_batches\": %" PRIu64 ", \"lag_seconds\": ", s->waiting);
 	if (s->lag_known)
 		strbuf_addf(sb, "%.0f", s->lag);
@@ -167,17 +156,17 @@ static void json_command(strbuf *sb, const outcome *o)
 	strbuf_addc(sb, '{');
 	j_str(sb, "command", o->command);
 	strbuf_adds(sb, ", ");
-	j_time(sb, "start", o->start);
+	json_add_time_member(sb, "start", o->start);
 	strbuf_adds(sb, ", ");
-	j_time(sb, "end", o->end);
+	json_add_time_member(sb, "end", o->end);
 	strbuf_addf(sb, ", \"exit\": %d, ", o->exit);
 	j_str(sb, "summary", o->summary);
 	strbuf_adds(sb, ", ");
 	j_str(sb, "error", o->error);
 	strbuf_adds(sb, ", ");
-	j_time(sb, "error_since", o->error_since);
+	json_add_time_member(sb, "error_since", o->error_since);
 	strbuf_adds(sb, ", ");
-	j_time(sb, "last_ok", o->last_ok);
+	json_add_time_member(sb, "last_ok", o->last_ok);
 	strbuf_adds(sb, "}");
 }
 
@@ -188,7 +177,7 @@ void status_print_json(const status *st, FILE *out)
 	strbuf_addc(&sb, '{');
 	j_str(&sb, "node", st->cfg->node_name);
 	strbuf_adds(&sb, ", ");
-	j_time(&sb, "time", st->now);
+	json_add_time_member(&sb, "time", st->now);
 	strbuf_addf(&sb, ", \"database_up\": %s, \"healthy\": %s, \"max_lag_seconds\": %ld,\n \"problems\": [",
 		    st->db_up ? "true" : "false", st->nproblems ? "false" : "true", st->cfg->max_lag);
 	for (size_t i = 0; i < st->nproblems; i++) {
