@@ -4,7 +4,7 @@
 #   make check      install missing packages, build, run every test
 #                   (unit tests and bats suites, against an ASan+UBSan build)
 #   make demo       replicate a sample workload between two local clusters
-#   make bench      capture cost, and apply throughput against a plain COPY
+#   make bench      capture cost; apply against COPY; tp-load against pg_dump
 #   make valgrind   the suites (SUITES=...) with every command under valgrind
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -92,6 +92,7 @@ demo: deps all
 bench: deps all
 	test/bench/capture.sh $(BUILD)/bin
 	test/bench/apply.sh $(BUILD)/bin
+	test/bench/load.sh $(BUILD)/bin
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr -Ilib lib cmd
