@@ -52,7 +52,7 @@ setup() {
 	tp_psql "$SRC" "INSERT INTO public.parent SELECT g, 'p' || g FROM generate_series(1, 200) g" \
 		"INSERT INTO public.child (id, parent, v, note)
 			SELECT g, 1 + g % 200, g / 7.0, repeat('x', g % 50) || E'\\t\\n\\\\'
-			FROM generate_series(1, 20000) g" \
+			FROM generate_series(1, 100000) g" \
 		"INSERT INTO public.\"Odd Name\" SELECT 'k' || g, jsonb_build_object('g', g),
 			decode(md5(g::text), 'hex') FROM generate_series(1, 500) g"
 	WRITER=
@@ -62,17 +62,17 @@ teardown() {
 	[[ -z $WRITER ]] || kill -9 "$WRITER" 2>/dev/null || true
 }
 
-# writer N: a background client changing every table, committing often:
+# writer N [OFFSET]: a background client changing every table, committing often:
 # inserts, updates (also of rows the load copies) and deletes.
 writer() {
 	tp_psql "$SRC" "DO \$\$
 	BEGIN
 	  FOR i IN 1..$1 LOOP
-	    INSERT INTO public.child (id, parent, v, note) VALUES (100000 + i, 1 + i % 200, i, 'new');
+	    INSERT INTO public.child (id, parent, v, note) VALUES (100000 + ${2:-0} + i, 1 + i % 200, i, 'new');
 	    UPDATE public.child SET v = v + 1, note = 'upd' WHERE id = 1 + (i * 37) % 20000;
 	    DELETE FROM public.child WHERE id = 1 + (i * 53) % 20000;
 	    UPDATE public.parent SET name = name || '+' WHERE id = 1 + i % 200;
-	    INSERT INTO public.\"Odd Name\" VALUES ('w' || i, '[1]', '\\x00');
+	    INSERT INTO public.\"Odd Name\" VALUES ('w' || (${2:-0} + i), '[1]', '\\x00');
 	    DELETE FROM public.\"Odd Name\" WHERE k = 'k' || (1 + i % 500);
 	    COMMIT;
 	  END LOOP;
@@ -221,4 +221,48 @@ install() {
 	wait "$locker" || true
 	assert_failure 75
 	assert_output --partial "busy"
+}
+
+@test "a second target loaded later while the first keeps replicating" {
+	install
+	writer 200
+	tp-load -c "$W/src.ini" replica | tp-send -c "$W/src.ini" --target replica -
+	wait "$WRITER"
+	WRITER=
+	quiet
+	same
+	# the second target joins: its own database, drop folder and config
+	D2=dst2_$BATS_TEST_NUMBER
+	tp_createdb "$D2"
+	pg_dump -h "$TP_PGHOST" -U teleport --schema-only --exclude-schema=teleport "$DST" |
+		tp_psql "$D2" >/dev/null
+	printf '[target second]\ntables = public.*\nendpoint = dir:%s/drop2\n' "$W" >> "$W/src.ini"
+	mkdir -p "$W/drop2"
+	tp_write_config "$W/dst2.ini" <<-EOF
+	[node]
+	name = second
+	conninfo = $(tp_conninfo "$D2")
+	spool = $W/d2spool
+	[source src]
+	EOF
+	tp-install -c "$W/src.ini"
+	tp-install -c "$W/dst2.ini"
+	writer 300 1000
+	tp-load -c "$W/src.ini" --batch-size 64k second | tp-send -c "$W/src.ini" --target second -
+	# the first target goes on meanwhile
+	tp-batch -c "$W/src.ini" --target replica
+	wait "$WRITER"
+	WRITER=
+	quiet
+	local i
+	for i in 1 2 3 4 5; do
+		tp-batch -c "$W/src.ini" --target second
+		tp-send -c "$W/src.ini" --target second
+		tp-recv -c "$W/dst2.ini" --from "$W/drop2"
+		tp-apply -c "$W/dst2.ini" || [[ $? -eq 75 ]]
+	done
+	same
+	DST=$D2 same
+	run tp_psql "$D2" "SELECT seq = (SELECT count(*) FROM teleport.apply_log) FROM teleport.applied"
+	assert_output t
 }
