@@ -19,26 +19,7 @@ setup() {
 	W=$BATS_TEST_TMPDIR
 	OUTBOX=$W/sspool/outbox/replica
 	INBOX=$W/dspool/inbox/src
-	printf 'token-%s\n' "$BATS_TEST_NUMBER" > "$W/token"
-	tp_write_config "$W/src.ini" <<-EOF
-	[node]
-	name = src
-	conninfo = $(tp_conninfo "$SRC")
-	spool = $W/sspool
-	[target replica]
-	tables = public.*, sales*.*
-	exclude = public.tmp_*
-	endpoint = dir:$W/drop
-	token_file = $W/token
-	EOF
-	tp_write_config "$W/dst.ini" <<-EOF
-	[node]
-	name = replica
-	conninfo = $(tp_conninfo "$DST")
-	spool = $W/dspool
-	[source src]
-	token_file = $W/token
-	EOF
+	tp_pair_config "public.*, sales*.*" "exclude = public.tmp_*"
 	both "CREATE TABLE public.t (id int PRIMARY KEY, a text)"
 	tp_psql "$SRC" "INSERT INTO public.t VALUES (1, 'one'), (2, 'two')"
 	tp_psql "$DST" "INSERT INTO public.t VALUES (1, 'one'), (2, 'two')"

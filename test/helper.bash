@@ -117,3 +117,22 @@ tp_psql_admin() { _tp_psql admin "$@"; }
 tp_conninfo() {
 	printf 'host=%s dbname=%s user=teleport\n' "$TP_PGHOST" "$1"
 }
+
+# tp_pair_config TABLES [LINE...]: the usual pair of nodes for a test, in
+# $W: a token, src.ini (node "src" on database $SRC, spool $W/sspool, one
+# target "replica" with tables TABLES, the extra LINEs, endpoint
+# dir:$W/drop) and dst.ini (node "replica" on $DST, spool $W/dspool,
+# accepting source "src" with the same token).
+tp_pair_config() {
+	local tables=$1 line
+	shift
+	printf 'token-%s\n' "$BATS_TEST_NUMBER" > "$W/token"
+	{
+		printf '[node]\nname = src\nconninfo = %s\nspool = %s/sspool\n' "$(tp_conninfo "$SRC")" "$W"
+		printf '[target replica]\ntables = %s\n' "$tables"
+		for line in "$@"; do printf '%s\n' "$line"; done
+		printf 'endpoint = dir:%s/drop\ntoken_file = %s/token\n' "$W" "$W"
+	} > "$W/src.ini"
+	printf '[node]\nname = replica\nconninfo = %s\nspool = %s/dspool\n[source src]\ntoken_file = %s/token\n' \
+		"$(tp_conninfo "$DST")" "$W" "$W" > "$W/dst.ini"
+}

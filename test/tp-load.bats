@@ -21,25 +21,7 @@ setup() {
 	tp_createdb "$SRC"
 	tp_createdb "$DST"
 	W=$BATS_TEST_TMPDIR
-	printf 'token-%s\n' "$BATS_TEST_NUMBER" > "$W/token"
-	tp_write_config "$W/src.ini" <<-EOF
-	[node]
-	name = src
-	conninfo = $(tp_conninfo "$SRC")
-	spool = $W/sspool
-	[target replica]
-	tables = public.*
-	endpoint = dir:$W/drop
-	token_file = $W/token
-	EOF
-	tp_write_config "$W/dst.ini" <<-EOF
-	[node]
-	name = replica
-	conninfo = $(tp_conninfo "$DST")
-	spool = $W/dspool
-	[source src]
-	token_file = $W/token
-	EOF
+	tp_pair_config "public.*"
 	mkdir -p "$W/drop"
 	for db in "$SRC" "$DST"; do
 		tp_psql "$db" "CREATE TABLE public.parent (id int PRIMARY KEY, name text NOT NULL)" \

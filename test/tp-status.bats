@@ -23,25 +23,7 @@ setup() {
 	for db in "$SRC" "$DST"; do
 		tp_psql "$db" "CREATE TABLE public.t (id int PRIMARY KEY, v text)"
 	done
-	printf 'token-%s\n' "$BATS_TEST_NUMBER" > "$W/token"
-	tp_write_config "$W/src.ini" <<-EOF
-	[node]
-	name = src
-	conninfo = $(tp_conninfo "$SRC")
-	spool = $W/sspool
-	[target replica]
-	tables = public.*
-	endpoint = dir:$W/drop
-	token_file = $W/token
-	EOF
-	tp_write_config "$W/dst.ini" <<-EOF
-	[node]
-	name = replica
-	conninfo = $(tp_conninfo "$DST")
-	spool = $W/dspool
-	[source src]
-	token_file = $W/token
-	EOF
+	tp_pair_config "public.*"
 	mkdir -p "$W/drop"
 	tp-install -c "$W/src.ini"
 	tp-install -c "$W/dst.ini"
