@@ -382,7 +382,7 @@ static int batch_target(PGconn *conn, const tp_config *cfg, const tp_target *t,
 	return rc;
 }
 
-int batcher_run_opts(PGconn *conn, const tp_config *cfg, const char *only, bool ddl_only)
+int batcher_run(PGconn *conn, const tp_config *cfg, const char *only, bool ddl_only)
 {
 	size_t i;
 	int rc = TP_OK;
@@ -405,9 +405,4 @@ int batcher_run_opts(PGconn *conn, const tp_config *cfg, const char *only, bool 
 			rc = tp_exit_worse(rc, batch_target(conn, cfg, t, ddl_only));
 	}
 	return rc;
-}
-
-int batcher_run(PGconn *conn, const tp_config *cfg, const char *only)
-{
-	return batcher_run_opts(conn, cfg, only, false);
 }

@@ -28,13 +28,17 @@
 #include <stdbool.h>
 #include "config.h"
 
-/* Batch every target, or only `only` when not NULL. Exit code. */
-int batcher_run(PGconn *conn, const tp_config *cfg, const char *only);
 /*
- * The same; ddl_only (tp-ddlscan): cut a delta only for targets whose
- * schema changed, so the change lands in the stream in order with the
- * rows around it.
+ * Batch every target, or only `only` when not NULL. ddl_only (tp-ddlscan):
+ * cut a delta only for targets whose schema changed, so the change lands
+ * in the stream in order with the rows around it. Exit code.
  */
-int batcher_run_opts(PGconn *conn, const tp_config *cfg, const char *only, bool ddl_only);
+int batcher_run(PGconn *conn, const tp_config *cfg, const char *only, bool ddl_only);
+
+/*
+ * The whole of tp-batch (ddl_only false) and tp-ddlscan (true): options,
+ * config, tp-batch's lock, the run, the outcome record. Exit code.
+ */
+int batcher_main(int argc, char **argv, const char *name, const char *usage, bool ddl_only);
 
 #endif

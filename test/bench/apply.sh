@@ -15,33 +15,9 @@ set -euo pipefail
 bin=$(cd "${1:?usage: test/bench/apply.sh BINDIR}" && pwd)
 rows=${BENCH_ROWS:-1000000}
 txn=10000                       # changes per source transaction
-pgbin=${TP_PGBIN:-/usr/lib/postgresql/15/bin}
-export PATH=$bin:$PATH LC_ALL=C.UTF-8 TZ=UTC
-unset TP_CONFIG PGHOST PGPORT PGUSER PGDATABASE PGSERVICE PGOPTIONS
-
-dir=$(mktemp -d /tmp/tp-bench.XXXXXX)
-chmod 0755 "$dir"
-as_owner() { if [[ $EUID -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-[[ $EUID -ne 0 ]] || chown postgres: "$dir"
-
-cleanup() {
-	as_owner "$pgbin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
-	[[ -n ${BENCH_KEEP:-} ]] || rm -rf "$dir"
-}
-trap cleanup EXIT
-
-as_owner "$pgbin/initdb" -D "$dir/data" -A trust -U admin -E UTF8 --locale=C >"$dir/initdb.log" 2>&1
-as_owner "$pgbin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
-	-o "-k $dir -c listen_addresses='' -c max_wal_size=4GB -c checkpoint_timeout=30min" \
-	start >/dev/null </dev/null
-psql_as() {
-	local user=$1 db=$2
-	shift 2
-	"$pgbin/psql" -X -q -v ON_ERROR_STOP=1 -At -h "$dir" -U "$user" -d "$db" "$@"
-}
-psql_as admin postgres -c "CREATE ROLE teleport LOGIN NOSUPERUSER NOREPLICATION" \
-	-c "CREATE DATABASE src OWNER teleport" -c "CREATE DATABASE dst OWNER teleport" \
-	-c "CREATE DATABASE ref OWNER teleport"
+export PATH=$bin:$PATH
+. "$(dirname "$0")/cluster.sh"
+bench_databases src dst ref
 
 mkdir -p "$dir/spool-src" "$dir/spool-dst"
 cat >"$dir/src.ini" <<EOF

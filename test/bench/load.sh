@@ -12,29 +12,10 @@ set -euo pipefail
 
 bin=$(cd "${1:?usage: test/bench/load.sh BINDIR}" && pwd)
 rows=${BENCH_ROWS:-1000000}
-pgbin=${TP_PGBIN:-/usr/lib/postgresql/15/bin}
-export PATH=$bin:$PATH LC_ALL=C.UTF-8 TZ=UTC
-unset TP_CONFIG PGHOST PGPORT PGUSER PGDATABASE PGSERVICE PGOPTIONS
-
-dir=$(mktemp -d /tmp/tp-bench.XXXXXX)
-chmod 0755 "$dir"
-as_owner() { if [[ $EUID -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-[[ $EUID -ne 0 ]] || chown postgres: "$dir"
-cleanup() {
-	as_owner "$pgbin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-
-as_owner "$pgbin/initdb" -D "$dir/data" -A trust -U admin -E UTF8 --locale=C >"$dir/initdb.log" 2>&1
-as_owner "$pgbin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
-	-o "-k $dir -c listen_addresses='' -c max_wal_size=4GB -c checkpoint_timeout=30min" \
-	start >/dev/null </dev/null
-q() { local db=$1; shift; "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 -At -h "$dir" -U teleport -d "$db" "$@"; }
-"$pgbin/psql" -X -q -h "$dir" -U admin -d postgres -c "CREATE ROLE teleport LOGIN NOSUPERUSER NOREPLICATION"
-for db in src dst ref; do
-	"$pgbin/psql" -X -q -h "$dir" -U admin -d postgres -c "CREATE DATABASE $db OWNER teleport"
-done
+export PATH=$bin:$PATH
+. "$(dirname "$0")/cluster.sh"
+bench_databases src dst ref
+q() { local db=$1; shift; psql_as teleport "$db" "$@"; }
 schema="CREATE TABLE public.accounts (id bigint PRIMARY KEY, branch int NOT NULL, balance numeric(12,2), filler text);
 CREATE TABLE public.events (id bigint PRIMARY KEY, at timestamptz NOT NULL, kind text, payload jsonb)"
 for db in src dst ref; do q "$db" -c "$schema"; done
