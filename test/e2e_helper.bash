@@ -112,7 +112,9 @@ workload_sql() {
 	             WHERE id = o;
 	            SELECT id INTO o FROM public.orders
 	             WHERE id >= floor(random() * o) ORDER BY id LIMIT 1;
-	            IF r < 0.002 THEN                   -- now and then, emptied
+	            -- now and then emptied, but not near the end, so the table
+	            -- is never empty at the comparison (same() insists on rows)
+	            IF r < 0.002 AND i < txns - 100 THEN
 	                TRUNCATE public.oddities;
 	            ELSIF r < 0.30 THEN
 	                UPDATE public.orders SET status = CASE status WHEN 'new' THEN 'paid'
