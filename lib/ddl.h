@@ -104,6 +104,11 @@ typedef struct ddl_cat {
  * schema: [node] schema (unquoted). *out: malloc'd text. Exit code.
  */
 int ddl_describe(PGconn *conn, const tp_config *cfg, const tp_target *t, char **out);
+/*
+ * The description of target t's objects from raw, the unfiltered text of
+ * sql/ddl.sql's describe(). *out: malloc'd. Exit code (malformed: 1).
+ */
+int ddl_filter(const char *raw, const tp_target *t, char **out);
 /* Parse a description; NULL when malformed. */
 ddl_cat *ddl_cat_parse(const char *descr);
 void ddl_cat_free(ddl_cat *c);

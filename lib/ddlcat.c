@@ -12,51 +12,51 @@
 #include "tp.h"
 
 /*
- * Every object the description may hold, as rows (kind, oid, sub, f1..f5)
- * in the order the parser wants them: schemas, tables, columns, keys.
- * Only tables with the row capture trigger: a table without it is not
- * replicated yet (tp-batch attaches it first, then a later plan sees it).
+ * The catalog is read by sql/ddl.sql's describe(), unfiltered: one record
+ * text a line, then "--", then the other objects. Here each target keeps
+ * what its globs match, as description lines (ddl.h).
+ *
+ * A row of either part, as fields (NULL: SQL NULL). The first part's
+ * rows are (kind 1..4, oid, sub, f1..f5); the second's (ord, letter, oid,
+ * part, sub, c1..c13).
  */
-static const char describe_sql[] =
-	"WITH nsp AS (SELECT n.oid, n.nspname FROM pg_catalog.pg_namespace n"
-	"  WHERE n.nspname <> ALL (ARRAY['pg_catalog', 'information_schema', 'pg_toast', $1])"
-	"    AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'),"
-	" rel AS (SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relnatts"
-	"  FROM pg_catalog.pg_class c JOIN nsp n ON n.oid = c.relnamespace"
-	"  WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition"
-	"    AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid"
-	"      AND t.tgfoid = pg_catalog.to_regprocedure($2) AND (t.tgtype & 1) = 1))"
-	" SELECT 1, n.oid, 0, n.nspname, NULL, NULL, NULL, NULL FROM nsp n"
-	" UNION ALL SELECT 2, r.oid, 0, r.relnamespace::text, r.nspname, r.relname,"
-	"   r.relnatts::text, NULL FROM rel r"
-	" UNION ALL SELECT 3, a.attrelid, a.attnum, a.attname,"
-	"   pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull::text,"
-	"   pg_catalog.pg_get_expr(d.adbin, d.adrelid), (a.attgenerated <> '')::text"
-	"   FROM rel r JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid"
-	"     AND a.attnum > 0 AND NOT a.attisdropped"
-	"   LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
-	" UNION ALL SELECT 4, k.conrelid, 0, k.oid::text, k.conname,"
-	"   pg_catalog.array_to_string(k.conkey, ','), NULL, NULL"
-	"   FROM rel r JOIN pg_catalog.pg_constraint k ON k.conrelid = r.oid AND k.contype = 'p'"
-	" ORDER BY 1, 2, 3";
+#define RAW_MAXF 24
+typedef struct raw_row {
+	const char *v[RAW_MAXF];
+	int n;
+} raw_row;
+
+/* Field i, NULL when SQL NULL or missing. */
+static const char *rv(const raw_row *r, int i)
+{
+	return i < r->n ? r->v[i] : NULL;
+}
+
+/* Field i, "" when SQL NULL or missing. */
+static const char *rs(const raw_row *r, int i)
+{
+	const char *v = rv(r, i);
+	return v ? v : "";
+}
 
 static const char *const kind_letter = "nrap";
 
-/* Append result row i as a description line when the target wants it. */
-static void describe_row(PGresult *res, int i, const tp_target *t, strbuf *out,
-			 strbuf *kept)
+/* Append row r as a description line when the target wants it. */
+static void describe_row(const raw_row *r, const tp_target *t, strbuf *out, strbuf *kept)
 {
-	int kind = atoi(PQgetvalue(res, i, 0));
-	const char *oid = PQgetvalue(res, i, 1);
+	int kind = atoi(rs(r, 0));
+	const char *oid = rs(r, 1);
 	int nf = kind == 1 ? 1 : kind == 2 ? 4 : kind == 3 ? 5 : 3;
 	char key[24];
 
-	snprintf(key, sizeof key, ",%s,", oid);
-	if (kind == 1 && !target_matches_schema(t, PQgetvalue(res, i, 3)))
+	if (kind < 1 || kind > 4)
 		return;
-	if (kind == 2 && !target_matches(t, PQgetvalue(res, i, 4), PQgetvalue(res, i, 5))) {
+	snprintf(key, sizeof key, ",%s,", oid);
+	if (kind == 1 && !target_matches_schema(t, rs(r, 3)))
+		return;
+	if (kind == 2 && !target_matches(t, rs(r, 4), rs(r, 5))) {
 		log_debug("target %s: table %s.%s is not matched: its schema changes are ignored",
-			  t->name, PQgetvalue(res, i, 4), PQgetvalue(res, i, 5));
+			  t->name, rs(r, 4), rs(r, 5));
 		return;
 	}
 	if (kind == 2)
@@ -65,90 +65,14 @@ static void describe_row(PGresult *res, int i, const tp_target *t, strbuf *out,
 		return;
 	strbuf_addf(out, "%c\t%s", kind_letter[kind - 1], oid);
 	if (kind == 3)
-		strbuf_addf(out, "\t%s", PQgetvalue(res, i, 2));
+		strbuf_addf(out, "\t%s", rs(r, 2));
 	for (int f = 0; f < nf; f++) {
-		const char *v = PQgetisnull(res, i, 3 + f) ? NULL : PQgetvalue(res, i, 3 + f);
+		const char *v = rv(r, 3 + f);
 		strbuf_addc(out, '\t');
 		copytext_field(out, v, v ? strlen(v) : 0);
 	}
 	strbuf_addc(out, '\n');
 }
-
-/*
- * The other objects (ddl.h): rows (ord, letter, oid, part, sub, c1..c13),
- * each object followed by its parts, so the parser attaches a part to the
- * object just read. Sequence values are read here, in the plan's
- * transaction (they are not transactional: the value may be a little
- * ahead of the snapshot, which only moves the target's further on).
- * An index's definition is kept from USING on, cut after the exact head
- * pg_get_indexdef writes for it (name and table quoted as quote_ident
- * does), so the target builds the head from its own names.
- */
-static const char objects_sql[] =
-	"WITH nsp AS (SELECT n.oid, n.nspname FROM pg_catalog.pg_namespace n"
-	"  WHERE n.nspname <> ALL (ARRAY['pg_catalog', 'information_schema', 'pg_toast', $1])"
-	"    AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'),"
-	" typ AS (SELECT t.*, n.nspname FROM pg_catalog.pg_type t JOIN nsp n ON n.oid = t.typnamespace"
-	"  WHERE t.typtype IN ('e', 'd') OR (t.typtype = 'c' AND EXISTS (SELECT 1"
-	"    FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c'))),"
-	" tab AS (SELECT c.oid, c.relname, c.relkind, n.nspname FROM pg_catalog.pg_class c"
-	"  JOIN nsp n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition)"
-	" SELECT 1 o, 'e' l, t.oid, 0 p, 0 s, t.typnamespace::text c1, t.nspname::text c2,"
-	"   t.typname::text c3, NULL::text c4, NULL::text c5, NULL::text c6, NULL::text c7,"
-	"   NULL::text c8, NULL::text c9, NULL::text c10, NULL::text c11, NULL::text c12,"
-	"   NULL::text c13 FROM typ t WHERE t.typtype = 'e'"
-	" UNION ALL SELECT 1, 'E', e.enumtypid, 1, pg_catalog.row_number() OVER"
-	"   (PARTITION BY e.enumtypid ORDER BY e.enumsortorder)::int, e.oid::text, e.enumlabel::text,"
-	"   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
-	"   FROM typ t JOIN pg_catalog.pg_enum e ON e.enumtypid = t.oid"
-	" UNION ALL SELECT 2, 'c', t.oid, 0, 0, t.typnamespace::text, t.nspname, t.typname,"
-	"   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM typ t WHERE t.typtype = 'c'"
-	" UNION ALL SELECT 2, 'C', t.oid, 1, a.attnum, a.attnum::text, a.attname::text,"
-	"   pg_catalog.format_type(a.atttypid, a.atttypmod),"
-	"   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
-	"   FROM typ t JOIN pg_catalog.pg_attribute a ON a.attrelid = t.typrelid"
-	"     AND a.attnum > 0 AND NOT a.attisdropped WHERE t.typtype = 'c'"
-	" UNION ALL SELECT 3, 'd', t.oid, 0, 0, t.typnamespace::text, t.nspname, t.typname,"
-	"   pg_catalog.format_type(t.typbasetype, t.typtypmod), t.typnotnull::text,"
-	"   pg_catalog.pg_get_expr(t.typdefaultbin, 0), NULL, NULL, NULL, NULL, NULL, NULL, NULL"
-	"   FROM typ t WHERE t.typtype = 'd'"
-	" UNION ALL SELECT 3, 'D', k.contypid, 1, pg_catalog.row_number() OVER"
-	"   (PARTITION BY k.contypid ORDER BY k.oid)::int, k.oid::text, k.conname::text,"
-	"   pg_catalog.pg_get_constraintdef(k.oid), NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
-	"   NULL, NULL, NULL"
-	"   FROM typ t JOIN pg_catalog.pg_constraint k ON k.contypid = t.oid AND k.contype = 'c'"
-	" UNION ALL SELECT 4, 's', c.oid, 0, 0, c.relnamespace::text, n.nspname, c.relname,"
-	"   pg_catalog.format_type(q.seqtypid, NULL), q.seqstart::text, q.seqincrement::text,"
-	"   q.seqmin::text, q.seqmax::text, q.seqcache::text, q.seqcycle::text, d.refobjid::text,"
-	"   d.refobjsubid::text, CASE WHEN pg_catalog.has_sequence_privilege(c.oid, 'SELECT,USAGE')"
-	"     THEN pg_catalog.pg_sequence_last_value(c.oid::pg_catalog.regclass)::text END"
-	"   FROM pg_catalog.pg_class c JOIN nsp n ON n.oid = c.relnamespace"
-	"   JOIN pg_catalog.pg_sequence q ON q.seqrelid = c.oid"
-	"   LEFT JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
-	"     AND d.objid = c.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
-	"     AND d.deptype = 'a'"
-	"   WHERE c.relkind = 'S' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend i"
-	"     WHERE i.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND i.objid = c.oid"
-	"       AND i.deptype = 'i')"
-	" UNION ALL SELECT 5, 'k', k.oid, 0, 0, k.conrelid::text, r.nspname, k.conname,"
-	"   k.contype::text, pg_catalog.pg_get_constraintdef(k.oid),"
-	"   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
-	"   FROM tab r JOIN pg_catalog.pg_constraint k ON k.conrelid = r.oid AND k.contype IN ('u', 'c')"
-	" UNION ALL SELECT 6, 'i', i.indexrelid, 0, 0, i.indrelid::text, r.nspname, x.relname,"
-	"   i.indisunique::text, CASE WHEN pg_catalog.left(x.d, pg_catalog.length(x.head)) = x.head"
-	"     THEN pg_catalog.substr(x.d, pg_catalog.length(x.head) + 1) END,"
-	"   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
-	"   FROM tab r JOIN pg_catalog.pg_index i ON i.indrelid = r.oid"
-	"   CROSS JOIN LATERAL (SELECT ic.relname, pg_catalog.pg_get_indexdef(i.indexrelid) d,"
-	"     'CREATE ' || CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '"
-	"     || pg_catalog.quote_ident(ic.relname) || ' ON '"
-	"     || CASE WHEN r.relkind = 'p' THEN 'ONLY ' ELSE '' END"
-	"     || pg_catalog.quote_ident(r.nspname) || '.' || pg_catalog.quote_ident(r.relname)"
-	"     || ' USING ' head FROM pg_catalog.pg_class ic WHERE ic.oid = i.indexrelid) x"
-	"   WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k"
-	"     WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid"
-	"       AND k.contype IN ('p', 'u', 'x'))"
-	" ORDER BY 1, 3, 4, 5";
 
 /* Fields after OID of each object kind: OWNER SCHEMA NAME and its own. */
 static int obj_nfields(char letter)
@@ -161,87 +85,110 @@ static int obj_nfields(char letter)
 	}
 }
 
-/* Is the object of row i one the target replicates? kept: table oids. */
-static bool obj_wanted(PGresult *res, int i, const tp_target *t, const strbuf *kept)
+/* Is the object of row r one the target replicates? kept: table oids. */
+static bool obj_wanted(const raw_row *r, const tp_target *t, const strbuf *kept)
 {
-	char letter = PQgetvalue(res, i, 1)[0], key[24];
-	const char *schema = PQgetvalue(res, i, 6), *name = PQgetvalue(res, i, 7);
+	char letter = rs(r, 1)[0], key[24];
+	const char *schema = rs(r, 6), *name = rs(r, 7);
 
 	if (letter == 'k' || letter == 'i') {
-		snprintf(key, sizeof key, ",%s,", PQgetvalue(res, i, 5));
+		snprintf(key, sizeof key, ",%s,", rs(r, 5));
 		return strstr(kept->buf, key) != NULL;
 	}
 	if (letter == 's') {
 		/* owned by a replicated table's column (serial), or matched by name */
-		snprintf(key, sizeof key, ",%s,", PQgetvalue(res, i, 15));
+		snprintf(key, sizeof key, ",%s,", rs(r, 15));
 		return target_matches(t, schema, name) ||
-		       (!PQgetisnull(res, i, 15) && strstr(kept->buf, key) != NULL);
+		       (rv(r, 15) && strstr(kept->buf, key) != NULL);
 	}
 	return target_matches_schema(t, schema);
 }
 
-/* Objects and their parts as description lines; a part follows its object. */
-static void describe_objects(PGresult *res, const tp_target *t, strbuf *out, const strbuf *kept)
+/* An object or a part as a description line; a part follows its object. */
+static void describe_object(const raw_row *r, const tp_target *t, strbuf *out,
+			    const strbuf *kept, bool *keep)
 {
-	bool keep = false;
+	char letter = rs(r, 1)[0];
+	bool part = rs(r, 3)[0] == '1';
+	int nf = part ? 3 : obj_nfields(letter);
 
-	for (int i = 0; i < PQntuples(res); i++) {
-		char letter = PQgetvalue(res, i, 1)[0];
-		bool part = PQgetvalue(res, i, 3)[0] == '1';
-		int nf = part ? 3 : obj_nfields(letter);
-
-		if (!part)
-			keep = obj_wanted(res, i, t, kept);
-		if (!keep)
-			continue;
-		if (letter == 'i' && PQgetisnull(res, i, 9))
-			log_warn("target %s: index %s.%s: its definition is not in the expected form;"
-				 " it is not replicated", t->name, PQgetvalue(res, i, 6),
-				 PQgetvalue(res, i, 7));
-		strbuf_addf(out, "%c\t%s", letter, PQgetvalue(res, i, 2));
-		for (int f = 0; f < nf; f++) {
-			const char *v = PQgetisnull(res, i, 5 + f) ? NULL : PQgetvalue(res, i, 5 + f);
-			strbuf_addc(out, '\t');
-			copytext_field(out, v, v ? strlen(v) : 0);
-		}
-		strbuf_addc(out, '\n');
+	if (!part)
+		*keep = obj_wanted(r, t, kept);
+	if (!*keep)
+		return;
+	if (letter == 'i' && !rv(r, 9))
+		log_warn("target %s: index %s.%s: its definition is not in the expected form;"
+			 " it is not replicated", t->name, rs(r, 6), rs(r, 7));
+	strbuf_addf(out, "%c\t%s", letter, rs(r, 2));
+	for (int f = 0; f < nf; f++) {
+		const char *v = rv(r, 5 + f);
+		strbuf_addc(out, '\t');
+		copytext_field(out, v, v ? strlen(v) : 0);
 	}
+	strbuf_addc(out, '\n');
 }
 
-int ddl_describe(PGconn *conn, const tp_config *cfg, const tp_target *t, char **out)
+int ddl_filter(const char *raw, const tp_target *t, char **out)
 {
-	strbuf fn = { 0 }, text = { 0 }, kept = { 0 };
-	char *q = db_ident(conn, cfg->schema);
-	const char *params[2];
-	PGresult *res;
-	int rc;
+	strbuf text = { 0 }, kept = { 0 }, store = { 0 };
+	record_field *f = NULL;
+	size_t cap = 0;
+	bool objects = false, keep = false;
+	int rc = TP_OK;
 
-	strbuf_addf(&fn, "%s.capture()", q);
-	params[0] = cfg->schema;
-	params[1] = fn.buf;
-	res = db_query(conn, "describing the catalog", describe_sql, 2, params, &rc);
-	free(q);
-	strbuf_free(&fn);
-	if (!res)
-		return rc;
 	strbuf_adds(&kept, ",");
 	strbuf_adds(&text, "");
-	for (int i = 0; i < PQntuples(res); i++)
-		describe_row(res, i, t, &text, &kept);
-	PQclear(res);
-	res = db_query(conn, "describing types, sequences, constraints and indexes",
-		       objects_sql, 1, params, &rc);
-	if (res) {
-		describe_objects(res, t, &text, &kept);
-		PQclear(res);
+	for (const char *p = raw; *p && rc == TP_OK;) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		raw_row r = { .n = 0 };
+		int n;
+
+		if (len == 2 && memcmp(p, "--", 2) == 0) {
+			objects = true;
+		} else if (len > 0) {
+			n = record_parse(p, len, &store, &f, &cap);
+			if (n < 1 || n > RAW_MAXF) {
+				rc = TP_EFAIL;
+				break;
+			}
+			for (r.n = 0; r.n < n; r.n++)
+				r.v[r.n] = f[r.n].null ? NULL : store.buf + f[r.n].off;
+			if (objects)
+				describe_object(&r, t, &text, &kept, &keep);
+			else
+				describe_row(&r, t, &text, &kept);
+		}
+		p += len + (nl != NULL);
 	}
 	strbuf_free(&kept);
-	if (!res) {
+	strbuf_free(&store);
+	free(f);
+	if (rc != TP_OK) {
+		log_error("target %s: a catalog description is malformed", t->name);
 		strbuf_free(&text);
 		return rc;
 	}
 	*out = strbuf_detach(&text);
 	return TP_OK;
+}
+
+int ddl_describe(PGconn *conn, const tp_config *cfg, const tp_target *t, char **out)
+{
+	strbuf sql = { 0 };
+	char *q = db_ident(conn, cfg->schema);
+	PGresult *res;
+	int rc;
+
+	strbuf_addf(&sql, "SELECT %s.describe()", q);
+	res = db_query(conn, "describing the catalog", sql.buf, 0, NULL, &rc);
+	free(q);
+	strbuf_free(&sql);
+	if (!res)
+		return rc;
+	rc = ddl_filter(PQgetvalue(res, 0, 0), t, out);
+	PQclear(res);
+	return rc;
 }
 
 /* ---- parsing ---- */

@@ -304,6 +304,9 @@ static int install_source(installer *in, PGresult *tables)
 	int rc = step_file(in, "source.sql");
 
 	if (rc == TP_OK)
+		rc = step_file(in, "ddl.sql");
+
+	if (rc == TP_OK)
 		rc = record_version(in, "source");
 	/* Triggers before positions: a target's stream starts once capture runs. */
 	if (rc == TP_OK)

@@ -1,4 +1,4 @@
--- uninstall.sql - drop exactly what common.sql, source.sql and target.sql
+-- uninstall.sql - drop exactly what common.sql, source.sql, ddl.sql and target.sql
 -- create, then the schema itself WITHOUT cascade: if anything else lives in
 -- the schema (a user's table that landed there through "$user" in the
 -- search_path, say), the drop fails and the whole uninstall is rolled back,
@@ -11,6 +11,7 @@ DROP TABLE IF EXISTS @schema@.copy, @schema@.catalog;
 DROP TABLE IF EXISTS @schema@.batch, @schema@.target, @schema@.queue;
 DROP TABLE IF EXISTS @schema@.load_reserve, @schema@.loaded;
 DROP FUNCTION IF EXISTS @schema@.capture();
+DROP FUNCTION IF EXISTS @schema@.describe();
 DROP TABLE IF EXISTS @schema@.applied, @schema@.apply_log;
 DROP TABLE IF EXISTS @schema@.version;
 DROP SCHEMA IF EXISTS @schema@;
