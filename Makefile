@@ -4,7 +4,8 @@
 #   make check      install missing packages, build, run every test
 #                   (unit tests and bats suites, against an ASan+UBSan build)
 #   make demo       replicate a sample workload between two local clusters
-#   make bench      capture cost; apply against COPY; tp-load against pg_dump
+#   make bench      capture cost; apply against COPY; tp-load against pg_dump;
+#                   what ddl = event-triggers adds to a schema change
 #   make valgrind   the suites (SUITES=...) with every command under valgrind
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -93,6 +94,7 @@ bench: deps all
 	test/bench/capture.sh $(BUILD)/bin
 	test/bench/apply.sh $(BUILD)/bin
 	test/bench/load.sh $(BUILD)/bin
+	test/bench/ddl.sh $(BUILD)/bin
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr -Ilib lib cmd

@@ -13,9 +13,9 @@
 
 static const char usage[] =
 	"usage: tp-status [-c FILE] [-v | -q] [--syslog] [--json] [--prometheus FILE]\n"
-	"Show lag, backlog and the last error per target and source. Exit 0 when\n"
-	"healthy, 1 when a lag exceeds max_lag or a command's last run failed,\n"
-	"69 when the database is unreachable.\n"
+	"Show lag, backlog, schema waits and the last error per target and source.\n"
+	"Exit 0 when healthy, 1 when a lag or a wait for a schema change exceeds\n"
+	"max_lag or a command's last run failed, 69 when the database is unreachable.\n"
 	"\n"
 	"  -c, --config FILE      config file (default $TP_CONFIG, else /etc/teleport/tp.ini)\n"
 	"  -j, --json             print JSON instead of the table\n"

@@ -17,14 +17,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "apply.h"
 #include "apply_int.h"
 #include "batch.h"
 #include "db.h"
+#include "hold.h"
 #include "lock.h"
 #include "log.h"
 #include "spool.h"
@@ -64,6 +68,8 @@ typedef struct apply_ctx {
 	char *sql_log;          /* the apply_log line */
 	char *schema;           /* quoted bookkeeping schema */
 	uint64_t load_last;     /* a load just applied: its last part (applyload.c) */
+	uint64_t held;          /* the inbox batch that waits for a schema change, 0: none */
+	apply_wait wait;        /* ... and why */
 } apply_ctx;
 
 /* What apply_batch is asked to do with one file. */
@@ -514,6 +520,7 @@ static int inbox_entry(apply_ctx *c, const tp_source *src, const char *dir,
 	strbuf path = { 0 };
 	int rc;
 
+	c->held = 0;
 	if (e->seq <= *last) {
 		log_debug("batch %s/%" PRIu64 " is applied already: moving %s to applied/",
 			  src->name, e->seq, e->name);
@@ -528,7 +535,10 @@ static int inbox_entry(apply_ctx *c, const tp_source *src, const char *dir,
 	}
 	strbuf_addf(&path, "%s/%s", dir, e->name);
 	batch_job j = { src, path.buf, e->seq, false, true };
+	apply_wait_reset();
 	rc = apply_batch(c, &j);
+	if (rc == TP_ETEMP && apply_wait_take(&c->wait))
+		c->held = e->seq;
 	strbuf_free(&path);
 	if (rc != TP_OK)
 		return rc;
@@ -559,6 +569,36 @@ static int inbox_void(apply_ctx *c, const tp_source *src, const char *dir,
 	return skipped;
 }
 
+/*
+ * Keep the hold record (hold.h) in step with this run of src: written
+ * when its next batch waits for a schema change, with the since of an
+ * earlier run held at the same batch; removed once the ledger has passed
+ * that batch, or the stream ran on or failed for another reason. A run
+ * that was interrupted, lost the database or waited for another cause
+ * tells nothing new, and leaves it.
+ */
+static void hold_update(apply_ctx *c, const tp_source *src, int rc, uint64_t last)
+{
+	const char *spool = c->cfg->spool;
+	time_t t = time(NULL);
+	tp_hold old, now = { c->held, t, t, "", c->wait.reason };
+	char path[PATH_MAX] = "held.json";
+	int found = hold_read(spool, src->name, &old);
+	bool over = rc == TP_OK || rc == TP_EDATA || rc == TP_EFAIL;
+
+	hold_path(spool, src->name, path, sizeof path);
+	if (c->held) {
+		if (found == 1 && old.seq == now.seq && old.since)
+			now.since = old.since;
+		snprintf(now.sqlstate, sizeof now.sqlstate, "%s", c->wait.sqlstate);
+		if (hold_write(spool, src->name, &now) < 0)
+			log_warn("cannot record the wait in %s: %m", path);
+	} else if (found != 0 && (old.seq <= last || over) && hold_remove(spool, src->name) < 0) {
+		log_warn("cannot remove %s: %m", path);
+	}
+	hold_clear(&old);
+}
+
 static int apply_source(apply_ctx *c, const tp_source *src)
 {
 	strbuf dir = { 0 };
@@ -567,6 +607,7 @@ static int apply_source(apply_ctx *c, const tp_source *src)
 	uint64_t last;
 	int rc;
 
+	c->held = 0;
 	if ((rc = ledger_read(c, src->name, &last)) != TP_OK)
 		return rc;
 	strbuf_addf(&dir, "%s/inbox/%s", c->cfg->spool, src->name);
@@ -582,6 +623,8 @@ static int apply_source(apply_ctx *c, const tp_source *src)
 		while (rc == TP_ETEMP && inbox_void(c, src, dir.buf, &list[i], n - i, &last))
 			rc = inbox_entry(c, src, dir.buf, &list[i], &last);
 	}
+	if (!c->o->dry_run)
+		hold_update(c, src, rc, last);
 	spool_list_free(list, n);
 	strbuf_free(&dir);
 	return rc;

@@ -58,6 +58,8 @@ apply_table *tabcache_define(apply_tabcache *c, PGconn *conn, const char *line,
 			     size_t len, unsigned *tid, char *err, size_t errlen);
 /* After an error the session's prepared statements are in doubt. */
 void tabcache_forget_prepared(apply_tabcache *c);
+/* After a schema change (a foreign key added or dropped) cascades are. */
+void tabcache_forget_cascades(apply_tabcache *c);
 
 /* Statement text of op for t with $N placeholders, malloc'd. */
 char *tab_stmt_sql(const apply_table *t, enum apply_op op);
@@ -163,5 +165,17 @@ uint64_t engine_events(const apply_engine *e);
  * exceptions (class 22) so is the message, which quotes the bad value.
  */
 int apply_report(const PGresult *res, PGconn *conn, const char *what);
+
+/*
+ * What apply_report last said when it made a batch wait for a schema
+ * change (75), so that tp-apply can record the wait for tp-status
+ * (hold.h). Reset before a batch; take copies it out and resets.
+ */
+typedef struct apply_wait {
+	char sqlstate[6];
+	char reason[1024];      /* the error line: what failed, SQLSTATE, message */
+} apply_wait;
+void apply_wait_reset(void);
+bool apply_wait_take(apply_wait *out);
 
 #endif

@@ -11,8 +11,9 @@
  * with the shared token) before anything of it runs: whoever may make
  * batches may change the target's data anyway. Statements go through
  * the extended protocol, so one line is at most one statement. The
- * kinds for types, sequences, constraints and indexes are built in
- * applyobj.c; new enum labels may run ahead of the batch (apply_ddl_line).
+ * kinds for types, sequences, constraints, indexes, extensions, functions
+ * and foreign keys are built in applyobj.c; new enum labels may run ahead
+ * of the batch (apply_ddl_line).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,6 +255,33 @@ static int skip_it(ddl_stmt *s, const char *what, bool *skip)
 }
 
 /*
+ * Was the enum of a label line (skip_p[0]) created by this transaction?
+ * Then its new labels may be used right away (PostgreSQL allows it), and
+ * adding one ahead of the batch would not even find the type: with ddl =
+ * event-triggers an enum created and extended within one batch is usual.
+ * The pg_type row itself changes with a rename; the dependency of its
+ * array type on it is written once, with the type.
+ */
+static int type_is_new(ddl_stmt *s, const char *what, bool *early)
+{
+	PGresult *r = PQexecParams(s->conn,
+		"SELECT 1 FROM pg_catalog.pg_type t JOIN pg_catalog.pg_depend d"
+		"  ON d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND d.objid = t.typarray"
+		" AND d.refobjid = t.oid AND d.deptype = 'i'"
+		" WHERE t.oid = pg_catalog.to_regtype($1)"
+		"   AND d.xmin = pg_catalog.pg_current_xact_id()::pg_catalog.xid", 1, NULL,
+		s->skip_p, NULL, NULL, 0);
+	int rc = TP_OK;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		rc = apply_report(r, s->conn, what);
+	else if (PQntuples(r) > 0)
+		*early = false;
+	PQclear(r);
+	return rc;
+}
+
+/*
  * Types first (a missing one waits, 75), then the skip check, then the
  * statement; a new enum label is kept for early (see apply_ddl_line).
  */
@@ -268,11 +296,15 @@ static int execute(ddl_stmt *s, const char *label, const char *what, strbuf *ear
 		rc = skip_it(s, what, &skip);
 	if (rc != TP_OK || skip)
 		return rc;
+	if (s->early && (rc = type_is_new(s, what, &s->early)) != TP_OK)
+		return rc;
 	if (s->early) {
 		strbuf_add(early, s->sql.buf, s->sql.len + 1);  /* with its NUL */
 		return TP_OK;
 	}
 	log_info("batch %s: %s", label, s->sql.buf);
+	if (s->before && (rc = run(s->conn, s->before, 0, NULL, what)) != TP_OK)
+		return rc;
 	return run(s->conn, s->sql.buf, s->np, s->p, what);
 }
 
@@ -303,6 +335,8 @@ int apply_ddl_line(PGconn *conn, FILE *dry, const char *label, char *line, size_
 			  (unsigned long long)lineno);
 		rc = TP_EDATA;
 	} else if (dry) {
+		if (s.before)
+			fprintf(dry, "%s;\n", s.before);
 		fprintf(dry, "%s;\n", s.sql.buf);
 	} else {
 		snprintf(what, sizeof what, "batch %s line %llu: schema change %s", label,

@@ -1,7 +1,8 @@
 /*
  * applyddl_int.h - what applyddl.c (tables, columns, keys; running a
- * statement) and applyobj.c (types, sequences, constraints, indexes)
- * share: one S line being turned into a statement.
+ * statement) and applyobj.c (types, sequences, constraints, indexes,
+ * extensions, functions, foreign keys) share: one S line being turned
+ * into a statement.
  */
 #ifndef TP_APPLYDDL_INT_H
 #define TP_APPLYDDL_INT_H
@@ -19,6 +20,7 @@ typedef struct ddl_stmt {
 	strbuf sql;
 	const char **types;     /* each checked with ::regtype first */
 	int ntypes;
+	const char *before;     /* run first, without parameters (a SET LOCAL) */
 	const char *skip_sql;   /* the statement is skipped when this returns a row */
 	const char *skip_p[2];
 	const char *p[2];       /* the statement's own parameters */
@@ -39,7 +41,7 @@ bool ddl_qualified(ddl_stmt *s, int a);
 const char *ddl_own(ddl_stmt *s, char *str);
 /* Check f[i] with ::regtype before the statement runs. */
 void ddl_type(ddl_stmt *s, int i);
-/* Types, sequences, constraints and indexes (applyobj.c). */
+/* Types, sequences, constraints, indexes, extensions, functions (applyobj.c). */
 bool ddl_obj_stmt(ddl_stmt *s, const char *kind, bool *known);
 
 #endif

@@ -64,6 +64,10 @@ struct apply_engine {
 	strbuf run;             /* rows not yet sent, each ending in '\n' */
 	bool in_copy;
 	strbuf early;           /* enum labels to add ahead of the batch */
+	/* consecutive TRUNCATEs, sent as one statement (trunc_flush) */
+	strbuf trunc;
+	const apply_table *trunc_t;
+	uint64_t trunc_line;
 	/* scratch for splitting lines */
 	char **f;
 	size_t *lens;
@@ -92,6 +96,7 @@ void engine_free(apply_engine *e)
 	free(e->q);
 	strbuf_free(&e->run);
 	strbuf_free(&e->early);
+	strbuf_free(&e->trunc);
 	free(e->f);
 	free(e->lens);
 	free(e);
@@ -107,6 +112,7 @@ void engine_begin(apply_engine *e, const char *label)
 	e->run_rows = 0;
 	strbuf_reset(&e->run);
 	strbuf_reset(&e->early);
+	strbuf_reset(&e->trunc);
 }
 
 const strbuf *engine_early(const apply_engine *e)
@@ -145,6 +151,24 @@ static int redacted_len(const char *state, const char *msg)
 	return (int)n;
 }
 
+/* The last wait for a schema change apply_report saw, for apply_wait_take. */
+static apply_wait last_wait;
+static bool have_wait;
+
+void apply_wait_reset(void)
+{
+	have_wait = false;
+}
+
+bool apply_wait_take(apply_wait *out)
+{
+	if (!have_wait)
+		return false;
+	*out = last_wait;
+	have_wait = false;
+	return true;
+}
+
 int apply_report(const PGresult *res, PGconn *conn, const char *what)
 {
 	const char *state = db_sqlstate(res);
@@ -156,6 +180,11 @@ int apply_report(const PGresult *res, PGconn *conn, const char *what)
 	log_error("%s: %s%s%.*s%s", what, state, *state ? ": " : "",
 		  redacted_len(state, msg), msg, redacted ? " (value not shown)" : "");
 	if (is_schema_missing(state)) {
+		/* class 42, never a data exception: the message holds no value */
+		snprintf(last_wait.sqlstate, sizeof last_wait.sqlstate, "%s", state);
+		snprintf(last_wait.reason, sizeof last_wait.reason, "%s: %s: %.*s", what, state,
+			 redacted_len(state, msg), msg);
+		have_wait = true;
 		log_hint("waiting for a schema change: the batch stays in the inbox and is retried");
 		return TP_ETEMP;
 	}
@@ -395,24 +424,42 @@ static int send_stmt(apply_engine *e, apply_table *t, enum apply_op op, uint64_t
 	return pipe_sent(e, bytes);
 }
 
-static int send_truncate(apply_engine *e, const apply_table *t, uint64_t line)
+/*
+ * TRUNCATE lines in a row become one statement: PostgreSQL truncates a
+ * table that a foreign key references only together with the referencing
+ * tables, and a source's TRUNCATE a, b (or ... CASCADE) captures one line
+ * per table. Sent at the next line that is not a T or a definition.
+ */
+static int trunc_flush(apply_engine *e)
 {
-	strbuf sql = { 0 };
 	int rc = TP_OK;
 
-	strbuf_addf(&sql, "TRUNCATE %s", t->qname);
+	if (!e->trunc.len)
+		return TP_OK;
 	if (e->dry)
-		fprintf(e->dry, "%s;\n", sql.buf);
+		fprintf(e->dry, "%s;\n", e->trunc.buf);
 	else if ((rc = pipe_enter(e)) == TP_OK) {
-		if (!PQsendQueryParams(e->conn, sql.buf, 0, NULL, NULL, NULL, NULL, 0))
+		if (!PQsendQueryParams(e->conn, e->trunc.buf, 0, NULL, NULL, NULL, NULL, 0))
 			rc = apply_report(NULL, e->conn, "sending to the server");
 		else {
-			q_push(e, P_TRUNCATE, t, OP_INSERT, line);
+			q_push(e, P_TRUNCATE, e->trunc_t, OP_INSERT, e->trunc_line);
 			rc = pipe_sent(e, 0);
 		}
 	}
-	strbuf_free(&sql);
+	strbuf_reset(&e->trunc);
 	return rc;
+}
+
+static int send_truncate(apply_engine *e, const apply_table *t, uint64_t line)
+{
+	if (!e->trunc.len) {
+		strbuf_addf(&e->trunc, "TRUNCATE %s", t->qname);
+		e->trunc_t = t;
+		e->trunc_line = line;
+	} else {
+		strbuf_addf(&e->trunc, ", %s", t->qname);
+	}
+	return TP_OK;
 }
 
 /* ---- COPY runs ---- */
@@ -719,6 +766,9 @@ int engine_line(apply_engine *e, char *line, size_t len, uint64_t lineno)
 	/* labels come first: at the first other line, stop for them */
 	if (e->early.len && !(len > 13 && memcmp(line, "S\tenum-label\t", 13) == 0))
 		return APPLY_EARLY;
+	if (e->trunc.len && len > 0 && line[0] != 'T' && line[0] != '=' &&
+	    (rc = trunc_flush(e)) != TP_OK)
+		return rc;
 	if (len > 0 && line[0] == '=') {
 		rc = end_run(e);
 		return rc != TP_OK ? rc : on_define(e, line, len, lineno);
@@ -728,6 +778,9 @@ int engine_line(apply_engine *e, char *line, size_t len, uint64_t lineno)
 		e->events++;
 		if ((rc = end_run(e)) == TP_OK && (rc = pipe_flush(e)) == TP_OK)
 			rc = apply_ddl_line(e->conn, e->dry, e->label, line, len, lineno, &e->early);
+		/* the tables' foreign keys may have changed: in later batches of
+		 * this run, deletes that a cascade got to first must be known */
+		tabcache_forget_cascades(e->cache);
 		return rc;
 	}
 	if (!(t = event_table(e, line, len, &rest, &rlen, &more)))
@@ -750,6 +803,8 @@ int engine_finish(apply_engine *e)
 {
 	int rc = e->early.len ? APPLY_EARLY : end_run(e);
 
+	if (rc == TP_OK)
+		rc = trunc_flush(e);
 	return rc != TP_OK ? rc : pipe_flush(e);
 }
 

@@ -1,15 +1,18 @@
 /*
  * applyobj.c - the statements of the S lines for types, sequences,
- * unique and check constraints and indexes (teleport-batch(5)).
+ * unique and check constraints, indexes, extensions, functions and
+ * procedures, foreign keys (teleport-batch(5)).
  *
  * As in applyddl.c, each statement is built here from the line's data:
- * names quoted, labels as string literals (utility statements take no
- * parameters), types checked with ::regtype, numbers checked to be
- * numbers. Three fields are SQL text run as sent, like column defaults:
- * a domain's default and its CHECK, a table constraint's definition (one
- * that starts with UNIQUE or CHECK), and an index's definition after
- * USING. Creating an object that is there already (adopted by hand, or
- * a description from before this kind was replicated) is skipped.
+ * names quoted, labels and versions as string literals (utility
+ * statements take no parameters), types checked with ::regtype, numbers
+ * checked to be numbers, a foreign key's options picked from fixed
+ * words. Some fields are SQL text run as sent, like column defaults: a
+ * domain's default and its CHECK, a table constraint's definition (one
+ * that starts with UNIQUE or CHECK), an index's definition after USING,
+ * a function's arguments and definition after them. Creating an object
+ * that is there already (adopted by hand, or a description from before
+ * this kind was replicated) is skipped, or replaces it (functions).
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -114,8 +117,15 @@ static bool enum_stmt(ddl_stmt *s, const char *kind)
 	if (strcmp(kind, "enum-label-rename") == 0)
 		return head(s, 6, "ALTER TYPE ") && add_lit(s, 4, " RENAME VALUE ") &&
 		       add_lit(s, 5, " TO ");
-	/* enum-label SCHEMA NAME LABEL before|after|\N NEIGHBOUR */
-	if (!head(s, 7, "ALTER TYPE ") || !add_lit(s, 4, " ADD VALUE IF NOT EXISTS "))
+	/*
+	 * enum-label SCHEMA NAME LABEL before|after|\N NEIGHBOUR [SCHEMA0 NAME0]:
+	 * added by NAME0 when given, the type's name where the batch starts
+	 * (ahead of the batch, the type has not been renamed yet).
+	 */
+	if (s->n != 7 && s->n != 9)
+		return false;
+	strbuf_adds(&s->sql, "ALTER TYPE ");
+	if (!ddl_qualified(s, s->n == 9 ? 7 : 2) || !add_lit(s, 4, " ADD VALUE IF NOT EXISTS "))
 		return false;
 	if (s->f[5] && !add_lit(s, 6, strcmp(s->f[5], "before") == 0 ? " BEFORE " : " AFTER "))
 		return false;
@@ -273,6 +283,141 @@ static bool sequence_stmt(ddl_stmt *s, const char *kind)
 	return sequence_def(s, kind);
 }
 
+/* ---- extensions, functions, foreign keys ---- */
+
+/* extension, extension-update, -drop, -schema: SCHEMA NAME [VERSION|NEWSCHEMA] */
+static bool extension_stmt(ddl_stmt *s, const char *kind)
+{
+	if (strcmp(kind, "extension") == 0)
+		return s->n == 5 && ddl_with_names(s, "CREATE EXTENSION IF NOT EXISTS %s WITH SCHEMA %s",
+						   3, 2) && add_lit(s, 4, " VERSION ");
+	if (strcmp(kind, "extension-update") == 0)
+		return s->n == 5 && ddl_with_names(s, "ALTER EXTENSION %s UPDATE", 3, -1) &&
+		       add_lit(s, 4, " TO ");
+	if (strcmp(kind, "extension-drop") == 0)
+		return s->n == 4 && ddl_with_names(s, "DROP EXTENSION %s", 3, -1);
+	return strcmp(kind, "extension-schema") == 0 && s->n == 5 &&
+	       ddl_with_names(s, "ALTER EXTENSION %s SET SCHEMA %s", 3, 4);
+}
+
+/*
+ * function SCHEMA NAME function|procedure ARGS TAIL: CREATE OR REPLACE,
+ * its body unchecked (check_function_bodies off, as pg_dump restores),
+ * since it may use a table created later in the batch.
+ */
+static bool create_function(ddl_stmt *s)
+{
+	char **f = s->f;
+	bool proc = s->n == 7 && f[4] && strcmp(f[4], "procedure") == 0;
+
+	if (s->n != 7 || !f[4] || (!proc && strcmp(f[4], "function") != 0) || !f[5] ||
+	    !f[6] || !*f[6])
+		return false;
+	strbuf_adds(&s->sql, proc ? "CREATE OR REPLACE PROCEDURE " : "CREATE OR REPLACE FUNCTION ");
+	if (!ddl_qualified(s, 2))
+		return false;
+	strbuf_addf(&s->sql, "(%s)%s", f[5], f[6]);
+	s->before = "SET LOCAL check_function_bodies = off";
+	return true;
+}
+
+/* function-drop SCHEMA NAME ARGS, -rename and -schema ... ARGS NEW */
+static bool function_stmt(ddl_stmt *s, const char *kind)
+{
+	bool drop = strcmp(kind, "function-drop") == 0;
+	bool rename = strcmp(kind, "function-rename") == 0;
+
+	if (strcmp(kind, "function") == 0)
+		return create_function(s);
+	if (!drop && !rename && strcmp(kind, "function-schema") != 0)
+		return false;
+	if (s->n != (drop ? 5 : 6) || !s->f[4])
+		return false;
+	strbuf_adds(&s->sql, drop ? "DROP ROUTINE " : "ALTER ROUTINE ");
+	if (!ddl_qualified(s, 2))
+		return false;
+	strbuf_addf(&s->sql, "(%s)", s->f[4]);
+	if (drop)
+		return true;
+	return ddl_with_names(s, rename ? " RENAME TO %s" : " SET SCHEMA %s", 5, -1);
+}
+
+/* The keyword for word v (words: pairs of word and keyword); NULL if none. */
+static const char *keyword(const char *v, const char *const (*words)[2], size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		if (strcmp(v, words[i][0]) == 0)
+			return words[i][1];
+	return NULL;
+}
+
+static bool is_bool(const char *v)
+{
+	return v && (v[0] == 't' || v[0] == 'f') && !v[1];
+}
+
+/* " (a, b)": fields [from, to) quoted. */
+static bool name_list(ddl_stmt *s, int from, int to)
+{
+	strbuf_adds(&s->sql, " (");
+	for (int i = from; i < to; i++) {
+		char *c = ddl_q(s, i);
+
+		if (!c)
+			return false;
+		strbuf_addf(&s->sql, "%s%s", i > from ? ", " : "", c);
+		free(c);
+	}
+	strbuf_addc(&s->sql, ')');
+	return true;
+}
+
+/*
+ * The clause after REFERENCES table (columns): f[7] MATCH, f[8] ON
+ * UPDATE, f[9] ON DELETE (with SET NULL/DEFAULT columns from setcols on),
+ * f[10] DEFERRABLE, f[11] INITIALLY DEFERRED, f[12] valid.
+ */
+static bool fkey_options(ddl_stmt *s, int setcols)
+{
+	static const char *const match[][2] = { { "full", "FULL" }, { "partial", "PARTIAL" },
+						{ "simple", "SIMPLE" } };
+	static const char *const action[][2] = { { "no action", "NO ACTION" },
+		{ "restrict", "RESTRICT" }, { "cascade", "CASCADE" }, { "set null", "SET NULL" },
+		{ "set default", "SET DEFAULT" } };
+	const char *m = keyword(s->f[7], match, 3), *u = keyword(s->f[8], action, 5),
+		   *d = keyword(s->f[9], action, 5);
+	char **f = s->f;
+
+	if (!m || !u || !d || !is_bool(f[10]) || !is_bool(f[11]) || !is_bool(f[12]))
+		return false;
+	strbuf_addf(&s->sql, " MATCH %s ON UPDATE %s ON DELETE %s", m, u, d);
+	if (setcols < s->n && !name_list(s, setcols, s->n))
+		return false;
+	strbuf_addf(&s->sql, " %sDEFERRABLE INITIALLY %s%s", f[10][0] == 't' ? "" : "NOT ",
+		    f[11][0] == 't' ? "DEFERRED" : "IMMEDIATE", f[12][0] == 't' ? "" : " NOT VALID");
+	return true;
+}
+
+/*
+ * fkey SCHEMA TABLE NAME REFSCHEMA REFTABLE MATCH UPDATE DELETE
+ * DEFERRABLE DEFERRED VALID N COLUMN... REFCOLUMN... [SETCOLUMN...]
+ */
+static bool fkey_stmt(ddl_stmt *s)
+{
+	char *end = NULL;
+	long nk = s->n > 14 && s->f[13] ? strtol(s->f[13], &end, 10) : 0;
+
+	if (nk < 1 || !end || *end || nk > (s->n - 14) / 2 || !head(s, s->n, "ALTER TABLE ") ||
+	    !ddl_with_names(s, " ADD CONSTRAINT %s FOREIGN KEY", 4, -1) ||
+	    !name_list(s, 14, 14 + (int)nk))
+		return false;
+	strbuf_adds(&s->sql, " REFERENCES ");
+	if (!ddl_qualified(s, 5) || !name_list(s, 14 + (int)nk, 14 + 2 * (int)nk))
+		return false;
+	skip_when(s, table_con_exists, 4);
+	return fkey_options(s, 14 + 2 * (int)nk);
+}
+
 /* constraint SCHEMA TABLE NAME DEF; index SCHEMA TABLE NAME UNIQUE TAIL */
 static bool table_obj_stmt(ddl_stmt *s, const char *kind)
 {
@@ -321,6 +466,12 @@ bool ddl_obj_stmt(ddl_stmt *s, const char *kind, bool *known)
 		return sequence_stmt(s, kind);
 	if (strcmp(kind, "constraint") == 0 || strcmp(kind, "index") == 0)
 		return table_obj_stmt(s, kind);
+	if (strncmp(kind, "extension", 9) == 0)
+		return extension_stmt(s, kind);
+	if (strncmp(kind, "function", 8) == 0)
+		return function_stmt(s, kind);
+	if (strcmp(kind, "fkey") == 0)
+		return fkey_stmt(s);
 	*known = false;
 	return false;
 }

@@ -76,6 +76,13 @@ void tabcache_forget_prepared(apply_tabcache *c)
 			memset(t->prepared, 0, sizeof t->prepared);
 }
 
+void tabcache_forget_cascades(apply_tabcache *c)
+{
+	for (size_t b = 0; b < c->nbuckets; b++)
+		for (apply_table *t = c->buckets[b]; t; t = t->next)
+			t->cascade_child = -1;  /* learnt again at its next definition */
+}
+
 /* FNV-1a: short keys, no adversary worth a keyed hash (batches are verified). */
 static uint64_t hash_key(const char *s, size_t len)
 {

@@ -69,6 +69,16 @@ static void defs_free(table_defs *d)
 	free(d->sid_tid);
 }
 
+/* Forget every shape, but keep counting TIDs: the file knows the old ones. */
+static void defs_reset(table_defs *d)
+{
+	unsigned ntid = d->ntid;
+
+	defs_free(d);
+	memset(d, 0, sizeof *d);
+	d->ntid = ntid;
+}
+
 static bool def_is(const table_def *t, const char *schema, const char *name, bool is_new)
 {
 	return t->is_new == is_new && strcmp(t->name, name) == 0 && strcmp(t->schema, schema) == 0;
@@ -466,6 +476,8 @@ static int enc_event(encoder *e, table_defs *d, PGresult *res, const table_def *
 static int events_query(batch_ctx *bc, const batch_plan *g, size_t n,
 			const char *schemas, const char *names)
 {
+	/* event-triggers: the markers come along, in their place */
+	const char *marks = g[0].ddl_events ? " OR e.ev_op = 'S'" : "";
 	const char *params[7] = { g[0].lo, g[0].hi, schemas, names };
 	char evlo[24], evhi[24];
 	strbuf sql = { 0 }, bounds = { 0 };
@@ -494,9 +506,9 @@ static int events_query(batch_ctx *bc, const batch_plan *g, size_t n,
 			    "  HAVING max(e.ev_id) > $6 AND max(e.ev_id) <= $7) b ON b.ev_txid = e.ev_txid"
 			    " WHERE " DELTA_SQL, bc->schema, bc->schema);
 	}
-	strbuf_adds(&sql, " AND (e.ev_schema, e.ev_table) IN"
+	strbuf_addf(&sql, " AND ((e.ev_schema, e.ev_table) IN"
 		    " (SELECT * FROM ROWS FROM (pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[])))"
-		    " ORDER BY 1, e.ev_id");
+		    "%s) ORDER BY 1, e.ev_id", marks);
 	ok = PQsendQueryParams(bc->conn, sql.buf, nparams, NULL, params, NULL, NULL, 0) &&
 	     PQsetSingleRowMode(bc->conn);
 	strbuf_free(&sql);
@@ -541,6 +553,10 @@ typedef struct group_build {
 	out_file cur;
 	size_t next;               /* index of the next batch to open */
 	strbuf done;               /* seqs written, as an int8[] literal */
+	/* event-triggers: the description in force, and the delta's hi */
+	char *cat_text;
+	ddl_cat *cat, *cat_hi;
+	ddl_cat *file_cat;         /* the description where the current file starts */
 } group_build;
 
 static int out_open(group_build *gb, const batch_plan *p)
@@ -560,6 +576,10 @@ static int out_open(group_build *gb, const batch_plan *p)
 	if (access(o->final, F_OK) == 0) {
 		o->skip = true;
 		return TP_OK;
+	}
+	if (gb->cat_text) {
+		ddl_cat_free(gb->file_cat);
+		gb->file_cat = ddl_cat_parse(gb->cat_text);
 	}
 	if ((o->fd = fc_tmpfile(gb->dir, "tp-batch", o->tmp)) < 0) {
 		log_error("outbox %s: %s", gb->dir, strerror(errno));
@@ -613,6 +633,8 @@ static int out_fail(out_file *o, int rc)
 	return rc;
 }
 
+static int event_tail(group_build *gb);
+
 /* Finish the current file: manifest, count check, durable rename. */
 static int out_close(group_build *gb)
 {
@@ -622,7 +644,8 @@ static int out_close(group_build *gb)
 	if (!o->p)
 		return TP_OK;
 	if (!o->skip) {
-		if (out_lines(gb, o->p->ddl_post) != TP_OK)
+		if (out_lines(gb, o->p->ddl_post) != TP_OK ||
+		    (gb->cat_text && o->p == &gb->g[gb->n - 1] && event_tail(gb) != TP_OK))
 			return out_fail(o, TP_EFAIL);
 		if (batch_writer_finish(o->w) < 0) {
 			log_error("batch %s/%" PRIu64 ": %s", t, o->p->seq, batch_writer_error(o->w));
@@ -664,6 +687,97 @@ static int out_advance(group_build *gb, size_t k)
 	return rc;
 }
 
+/* The enum of c named schema.name, or NULL. */
+static const ddl_obj *enum_named(const ddl_cat *c, const char *schema, const char *name)
+{
+	for (size_t i = 0; i < c->nobjs; i++)
+		if (c->objs[i].kind == 'e' && strcmp(c->objs[i].schema, schema) == 0 &&
+		    strcmp(c->objs[i].name, name) == 0)
+			return &c->objs[i];
+	return NULL;
+}
+
+/*
+ * A new label of an enum that the current file did not create is added
+ * ahead of the batch by tp-apply (applyddl.c), under the name the type
+ * has where the file starts: when that differs from its name at the
+ * marker, the line carries both (teleport-batch(5)).
+ */
+static void label_names(group_build *gb, strbuf *lines)
+{
+	static const char head[] = "S\tenum-label\t";
+	strbuf out = { 0 };
+	char *f[9];
+	size_t lens[9];
+
+	for (char *p = lines->buf; p && *p;) {
+		char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		const ddl_obj *now, *then = NULL;
+		char *copy = xstrndup(p, len);
+
+		strbuf_add(&out, p, len);
+		if (strncmp(p, head, sizeof head - 1) == 0 && gb->file_cat &&
+		    copytext_split(copy, len, f, lens, 9) == 7 && f[2] && f[3] &&
+		    (now = enum_named(gb->cat, f[2], f[3])) &&
+		    (then = ddl_obj_find(gb->file_cat, 'e', now->oid)) &&
+		    (strcmp(then->schema, now->schema) != 0 || strcmp(then->name, now->name) != 0)) {
+			strbuf_addc(&out, '\t');
+			copytext_field(&out, then->schema, strlen(then->schema));
+			strbuf_addc(&out, '\t');
+			copytext_field(&out, then->name, strlen(then->name));
+		}
+		strbuf_addc(&out, '\n');
+		free(copy);
+		p += len + (nl != NULL);
+	}
+	strbuf_free(lines);
+	*lines = out;
+}
+
+/*
+ * A marker (ddl = event-triggers, ddlmark.c): the catalog as it stood
+ * right after a schema change. Its diff from the description in force
+ * goes here, between the rows before and after it, and the rows after it
+ * are read in its shapes only. A file already in the outbox still moves
+ * the description on.
+ */
+static int on_marker(group_build *gb, const char *raw)
+{
+	strbuf pre = { 0 }, post = { 0 };
+	char *next = NULL;
+	ddl_cat *nc;
+	int rc = ddl_filter(raw, gb->bc->target, &next);
+
+	if (rc != TP_OK || strcmp(next, gb->cat_text) == 0) {
+		free(next);
+		return rc;
+	}
+	if (!(nc = ddl_cat_parse(next))) {
+		log_error("target %s: a recorded catalog description is malformed",
+			  gb->bc->target->name);
+		free(next);
+		return TP_EFAIL;
+	}
+	ddl_diff(gb->cat, nc, &pre, &post);
+	if (!gb->cur.skip) {
+		gb->enc.seq = gb->cur.p->seq;
+		label_names(gb, &pre);
+		rc = out_lines(gb, pre.buf);
+		if (rc == TP_OK)
+			rc = out_lines(gb, post.buf);
+	}
+	ddl_cat_free(gb->cat);
+	gb->cat = nc;
+	free(gb->cat_text);
+	gb->cat_text = next;
+	defs_reset(&gb->defs);
+	defs_from_cat(&gb->defs, gb->bc, nc, nc);
+	strbuf_free(&pre);
+	strbuf_free(&post);
+	return rc;
+}
+
 /* One streamed event row: route it to its batch's file. */
 static int out_event(group_build *gb, PGresult *res)
 {
@@ -676,7 +790,11 @@ static int out_event(group_build *gb, PGresult *res)
 			  gb->bc->target->name, k, gb->next);
 		return TP_EFAIL;
 	}
-	if ((rc = out_advance(gb, k)) != TP_OK || gb->cur.skip)
+	if ((rc = out_advance(gb, k)) != TP_OK)
+		return rc;
+	if (*PQgetvalue(res, 0, 1) == 'S' && gb->cat_text)
+		return on_marker(gb, PQgetvalue(res, 0, 5));
+	if (gb->cur.skip)
 		return rc;
 	gb->enc.seq = gb->cur.p->seq;
 	if (enc_event(&gb->enc, &gb->defs, res, &t) < 0)
@@ -812,6 +930,58 @@ static int group_start(group_build *gb)
 	return rc;
 }
 
+/*
+ * The end of the delta's last batch (event-triggers): after what no
+ * marker recorded (ddl_post), the rows of the tables that came with it,
+ * copied by the plan as of hi, as ddl = diff does at the start.
+ */
+static int event_tail(group_build *gb)
+{
+	int rc = TP_OK;
+
+	defs_reset(&gb->defs);
+	defs_from_cat(&gb->defs, gb->bc, gb->cat, gb->cat_hi);
+	for (size_t i = 0; i < gb->defs.n && rc == TP_OK; i++)
+		if (gb->defs.v[i].is_new)
+			rc = copy_table(gb, &gb->defs.v[i]);
+	return rc;
+}
+
+/*
+ * Event-triggers: the description in force where the group starts (the
+ * markers of the delta's earlier batches replayed), its shapes, and the
+ * names of every table the delta's markers know.
+ */
+static int marker_defs(group_build *gb, strbuf *schemas, strbuf *names)
+{
+	const batch_plan *p = &gb->g[0];
+	batch_ctx *bc = gb->bc;
+	char *all = NULL;
+	bool changed = false;
+	int rc = ddl_load_text(bc->conn, bc->schema, p->cat_lo, &gb->cat_text);
+
+	if (rc == TP_OK)
+		rc = ddl_load(bc->conn, bc->schema, p->cat_hi, &gb->cat_hi);
+	if (rc == TP_OK) {
+		all = xstrdup(gb->cat_text);
+		rc = ddl_walk_markers(bc->conn, bc->target, bc->schema, p->lo, p->hi, 0, EV_HI_OPEN,
+				      &all, &changed, schemas, names);
+	}
+	if (rc == TP_OK && p->ev_lo > 0)
+		rc = ddl_walk_markers(bc->conn, bc->target, bc->schema, p->lo, p->hi, 0, p->ev_lo,
+				      &gb->cat_text, &changed, NULL, NULL);
+	strbuf_adds(schemas, schemas->len ? "}" : "{}");
+	strbuf_adds(names, names->len ? "}" : "{}");
+	free(all);
+	if (rc == TP_OK && !(gb->cat = ddl_cat_parse(gb->cat_text))) {
+		log_error("target %s: a recorded catalog description is malformed", bc->target->name);
+		rc = TP_EFAIL;
+	}
+	if (rc == TP_OK)
+		defs_from_cat(&gb->defs, bc, gb->cat, gb->cat);
+	return rc;
+}
+
 /* Shapes and event names from the catalog versions of the group's delta. */
 static int cat_defs(group_build *gb, strbuf *schemas, strbuf *names)
 {
@@ -843,7 +1013,9 @@ int batch_build_group(batch_ctx *bc, const batch_plan *g, size_t n)
 	}
 	fc_clean_tmp(gb.dir, "tp-batch");      /* what a killed run left; we hold the lock */
 	rc = batch_key(bc->target, &gb.key);
-	if (rc == TP_OK && g[0].cat_lo && g[0].cat_hi)
+	if (rc == TP_OK && g[0].cat_lo && g[0].cat_hi && g[0].ddl_events)
+		rc = marker_defs(&gb, &schemas, &names);
+	else if (rc == TP_OK && g[0].cat_lo && g[0].cat_hi)
 		rc = cat_defs(&gb, &schemas, &names);
 	else if (rc == TP_OK && delta_tables(bc, g[0].lo, g[0].hi, &schemas, &names, &rc) >= 0)
 		rc = defs_load(bc, schemas.buf, names.buf, &gb.defs);
@@ -867,5 +1039,9 @@ int batch_build_group(batch_ctx *bc, const batch_plan *g, size_t n)
 	strbuf_free(&schemas);
 	strbuf_free(&names);
 	defs_free(&gb.defs);
+	free(gb.cat_text);
+	ddl_cat_free(gb.cat);
+	ddl_cat_free(gb.cat_hi);
+	ddl_cat_free(gb.file_cat);
 	return rc;
 }

@@ -134,16 +134,17 @@ static int plan_store(batch_ctx *bc, const plan_pos *pos, const char *hi, const 
 	strbuf sql = { 0 };
 	char seq[24], evlo[24], evhi[24], events[24], bytes[24], vfrom[24];
 	const ddl_delta *d = bc->ddl;
-	const char *params[15] = { bc->target->name, seq, pos->lo, hi, evlo, evhi, events, bytes,
+	const char *params[16] = { bc->target->name, seq, pos->lo, hi, evlo, evhi, events, bytes,
 				   NULL, bc->skip_schemas, bc->skip_names,
-				   d && d->on ? d->cat_lo : NULL, d && d->on ? d->cat_hi : NULL };
+				   d && d->on ? d->cat_lo : NULL, d && d->on ? d->cat_hi : NULL,
+				   NULL, NULL, d && d->on && d->events ? "true" : "false" };
 	size_t i;
 	int rc = TP_OK;
 
 	snprintf(vfrom, sizeof(vfrom), "%" PRId64, pos->last_seq + 1);
 	strbuf_addf(&sql, "INSERT INTO %s.batch (target, seq, lo, hi, ev_lo, ev_hi, events, bytes,"
-		    " void_from, skip_schemas, skip_names, cat_lo, cat_hi, ddl_pre, ddl_post)"
-		    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+		    " void_from, skip_schemas, skip_names, cat_lo, cat_hi, ddl_pre, ddl_post, ddl_events)"
+		    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
 		    bc->schema);
 	for (i = 0; i < c->n && rc == TP_OK; i++) {
 		params[8] = i == 0 && pos->base > pos->last_seq ? vfrom : NULL;
@@ -155,7 +156,7 @@ static int plan_store(batch_ctx *bc, const plan_pos *pos, const char *hi, const 
 		/* the delta's schema changes: before its first batch's rows, after its last's */
 		params[13] = d && i == 0 && d->pre.len ? d->pre.buf : NULL;
 		params[14] = d && i + 1 == c->n && d->post.len ? d->post.buf : NULL;
-		rc = db_execp(bc->conn, "recording a batch", sql.buf, 15, params);
+		rc = db_execp(bc->conn, "recording a batch", sql.buf, 16, params);
 		log_info("target %s: batch %s: %s events", bc->target->name, seq, events);
 	}
 	strbuf_reset(&sql);
@@ -246,7 +247,14 @@ static int plan_names(batch_ctx *bc, const char *lo, const char *hi,
 {
 	if (!bc->ddl || !bc->ddl->on)
 		return delta_tables(bc, lo, hi, schemas, names, rc);
-	ddl_event_names(bc->ddl->lo, bc->ddl->hi, schemas, names);
+	if (bc->ddl->events) {
+		strbuf_reset(schemas);
+		strbuf_reset(names);
+		strbuf_adds(schemas, bc->ddl->ev_schemas.buf);
+		strbuf_adds(names, bc->ddl->ev_names.buf);
+	} else {
+		ddl_event_names(bc->ddl->lo, bc->ddl->hi, schemas, names);
+	}
 	return strcmp(names->buf, "{}") != 0;
 }
 
@@ -263,12 +271,14 @@ int plan_delta(batch_ctx *bc, const plan_pos *pos, const char *hi, int64_t *nbat
 		rc = plan_cuts(bc, params, &c);
 	}
 	/* a schema change without rows still makes a batch */
-	if (rc == TP_OK && c.n == 0 && d && (d->pre.len || d->post.len))
+	if (rc == TP_OK && c.n == 0 && d && (d->pre.len || d->post.len || d->inline_ddl))
 		cuts_push(&c, (cut){ 0, EV_HI_OPEN, 0, 0 });
 	if (rc == TP_OK)
 		rc = plan_store(bc, pos, hi, &c);
+	/* new tables' rows: with the first batch; event-triggers: with the last */
 	if (rc == TP_OK && c.n > 0 && d && d->on)
-		rc = ddl_copy_new(bc->conn, bc->target, bc->schema, d, pos->base + 1);
+		rc = ddl_copy_new(bc->conn, bc->target, bc->schema, d,
+				  pos->base + (d->events ? (int64_t)c.n : 1));
 	*nbatches = (int64_t)c.n;
 	free(c.v);
 	strbuf_free(&schemas);
@@ -292,8 +302,10 @@ static int plan_target(batch_ctx *bc)
 		rc = plan_lock(bc, &pos);
 	if (rc == TP_OK)
 		rc = ddl_plan(bc->conn, bc->cfg, bc->target, bc->schema, &d);
+	if (rc == TP_OK && d.on && d.events)
+		rc = ddl_plan_markers(bc->conn, bc->target, bc->schema, pos.lo, pos.now, &d);
 	bc->ddl = &d;
-	if (rc == TP_OK && bc->ddl_only && !d.pre.len && !d.post.len)
+	if (rc == TP_OK && bc->ddl_only && !d.pre.len && !d.post.len && !d.inline_ddl)
 		bc->ddl = NULL;         /* tp-ddlscan: no schema change, no batch */
 	else if (rc == TP_OK)
 		rc = plan_delta(bc, &pos, pos.now, &n);
@@ -319,6 +331,7 @@ static void plan_from_row(batch_plan *p, PGresult *res, int i)
 	p->cat_hi = PQgetisnull(res, i, 11) ? NULL : PQgetvalue(res, i, 11);
 	p->ddl_pre = PQgetisnull(res, i, 12) ? NULL : PQgetvalue(res, i, 12);
 	p->ddl_post = PQgetisnull(res, i, 13) ? NULL : PQgetvalue(res, i, 13);
+	p->ddl_events = *PQgetvalue(res, i, 14) == 't';
 }
 
 /*
@@ -337,7 +350,7 @@ static int build_pending(batch_ctx *bc)
 	strbuf_addf(&sql, "SELECT seq, lo::text, hi::text, ev_lo, ev_hi, events,"
 		    " pg_catalog.to_char(created AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
 		    " coalesce(skip_schemas, '{}')::text, coalesce(skip_names, '{}')::text,"
-		    " coalesce(void_from, 0), cat_lo, cat_hi, ddl_pre, ddl_post"
+		    " coalesce(void_from, 0), cat_lo, cat_hi, ddl_pre, ddl_post, ddl_events"
 		    " FROM %s.batch WHERE target = $1 AND written IS NULL AND kind <> 'load'"
 		    " ORDER BY seq", bc->schema);
 	res = db_query(bc->conn, "reading planned batches", sql.buf, 1, params, &rc);
@@ -396,8 +409,8 @@ int batcher_run(PGconn *conn, const tp_config *cfg, const char *only, bool ddl_o
 	 * the plan's snapshot with it, so the plan copies its rows as of hi
 	 * and no row written before the trigger is lost.
 	 */
-	if (cfg->ddl != TP_DDL_OFF)
-		rc = install_capture_new(conn, cfg);
+	if (cfg->ddl == TP_DDL_DIFF)
+		rc = install_capture_new(conn, cfg);   /* event-triggers: ddl_end() does it */
 	for (i = 0; i < cfg->ntargets; i++) {
 		const tp_target *t = &cfg->targets[i];
 

@@ -43,6 +43,7 @@ typedef struct batch_plan {
 	/* catalog versions of lo and hi (NULL: planned without them), and the
 	 * delta's S lines that go before / after this batch's rows, or NULL */
 	const char *cat_lo, *cat_hi, *ddl_pre, *ddl_post;
+	bool ddl_events;           /* ddl = event-triggers: markers in the stream */
 } batch_plan;
 
 #define EV_HI_OPEN INT64_MAX

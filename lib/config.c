@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <ctype.h>
 #include <fnmatch.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -219,6 +220,66 @@ static bool glob_match(const char *glob, const char *schema, const char *table)
 	free(sp);
 	free(tp);
 	return m;
+}
+
+/*
+ * One fnmatch pattern (no flags) as an anchored POSIX regular expression
+ * for PostgreSQL's ~: * and ? become .* and ., a bracket expression is
+ * kept ([! becomes [^), and every other ASCII punctuation is escaped.
+ */
+static void fnmatch_regex(const char *pat, strbuf *out)
+{
+	const char *end = pat + strlen(pat);
+
+	strbuf_adds(out, "^(");
+	for (const char *q = pat; q < end; q++) {
+		const char *close;
+
+		if (*q == '*') {
+			strbuf_adds(out, ".*");
+		} else if (*q == '?') {
+			strbuf_addc(out, '.');
+		} else if (*q == '[' && (close = bracket_end(q, end))) {
+			strbuf_addc(out, '[');
+			q++;
+			if (*q == '!' || *q == '^') {
+				strbuf_addc(out, '^');
+				q++;
+			}
+			for (; q < close; q++) {
+				if (*q == '\\')
+					strbuf_addc(out, '\\');
+				strbuf_addc(out, *q);
+			}
+			strbuf_addc(out, ']');
+		} else {
+			if (*q == '\\' && q + 1 < end)
+				q++;
+			if ((unsigned char)*q < 0x80 && !isalnum((unsigned char)*q))
+				strbuf_addc(out, '\\');
+			strbuf_addc(out, *q);
+		}
+	}
+	strbuf_adds(out, ")$");
+}
+
+bool glob_regex(const char *glob, char **schema_re, char **table_re)
+{
+	const char *end = glob + strlen(glob);
+	struct scan sc = scan_glob(glob, end);
+	strbuf s = { 0 }, t = { 0 };
+
+	if (sc.ndots != 1)
+		return false;
+	char *sp = glob_pattern(glob, sc.dot);
+	char *tp = glob_pattern(sc.dot + 1, end);
+	fnmatch_regex(sp, &s);
+	fnmatch_regex(tp, &t);
+	free(sp);
+	free(tp);
+	*schema_re = strbuf_detach(&s);
+	*table_re = strbuf_detach(&t);
+	return true;
 }
 
 bool target_matches(const tp_target *t, const char *schema, const char *table)

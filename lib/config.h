@@ -87,6 +87,11 @@ tp_source *config_source(const tp_config *cfg, const char *name);
  * Odd.Name* exactly; a backslash also quotes the next character.
  */
 bool target_matches(const tp_target *t, const char *schema, const char *table);
+/*
+ * A glob's two parts as anchored regular expressions (PostgreSQL's ~) that
+ * match what target_matches matches; malloc'd. False when not "s.t".
+ */
+bool glob_regex(const char *glob, char **schema_re, char **table_re);
 
 /*
  * True when some tables glob's schema part matches schema and no exclude

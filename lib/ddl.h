@@ -24,11 +24,23 @@
  *   k ... CONTYPE DEF                     unique, check constraint
  *   i ... UNIQUE TAIL                     index that backs no constraint;
  *                                         TAIL: its definition after USING
+ *   x ... VERSION                         extension
+ *   u ... PROKIND ARGS IDENTITY TAIL      function (f) or procedure (p);
+ *                                         TAIL: pg_get_functiondef after
+ *                                         its head "CREATE ... name(ARGS)"
+ *   f ... REFOID KEY REFKEY MATCH UPD DEL DEFERRABLE DEFERRED SETCOLS VALID
+ *                                         foreign key (OWNER: the table
+ *                                         with it); KEY, REFKEY, SETCOLS:
+ *                                         attnums "1,2"; MATCH, UPD, DEL:
+ *                                         pg_constraint's letters
  *
- * Types and sequences are described when their schema is one the globs
- * can match (sequences: when the globs match them by name, or they are
- * owned by a replicated table); a replicated column of a type from
- * elsewhere needs that type on the target already.
+ * Types, sequences, extensions (but plpgsql) and functions (prokind f or
+ * p, in a trusted language) are described when their schema is one the
+ * globs can match (sequences: when the globs match them by name, or they
+ * are owned by a replicated table); a replicated column of a type from
+ * elsewhere needs that type on the target already. What belongs to an
+ * extension is not described: the extension brings it. Foreign keys are
+ * described when both their table and the one they reference are.
  *
  * tp-batch's plan (batcher.c) describes the catalog in its REPEATABLE
  * READ transaction, so the description is exactly as of the delta's hi
@@ -148,8 +160,12 @@ void ddl_diff_objs(const ddl_cat *lo, const ddl_cat *hi, ddl_items *it);
 typedef struct ddl_delta {
 	bool on;                /* ddl = diff and a description is stored */
 	char *cat_lo, *cat_hi;  /* catalog ids, decimal */
-	ddl_cat *lo, *hi;
+	ddl_cat *lo, *hi;       /* event-triggers: lo is the last marker's */
 	strbuf pre, post;
+	/* ddl = event-triggers (ddlmark.c) */
+	bool events;
+	bool inline_ddl;        /* some marker changes the target's objects */
+	strbuf ev_schemas, ev_names;    /* text[] literals: every name in the delta */
 } ddl_delta;
 
 /*
@@ -159,6 +175,32 @@ typedef struct ddl_delta {
  */
 int ddl_plan(PGconn *conn, const tp_config *cfg, const tp_target *t,
 	     const char *schema_q, ddl_delta *d);
+/*
+ * ddl = event-triggers, after ddl_plan in the same transaction: walk the
+ * markers (sql/ddlevent.sql) of the delta (lo_snap, hi_snap]: collect
+ * every table name they know, note whether they change the target's
+ * objects, and make d->post the changes from the last of them to hi
+ * (whatever no event trigger recorded: sequence values, mostly).
+ */
+int ddl_plan_markers(PGconn *conn, const tp_target *t, const char *schema_q,
+		     const char *lo_snap, const char *hi_snap, ddl_delta *d);
+
+/*
+ * Walk the markers of the delta (lo_snap, hi_snap) whose transactions
+ * end in (ev_lo, ev_hi], in order, from description *text (filtered for
+ * t): *text becomes the description after the last of them (malloc'd,
+ * the old one freed); when schemas/names are given, every table of every
+ * description seen is added to them (db_array_add; the caller closes
+ * them); *changed is set when one differs from its predecessor.
+ */
+int ddl_walk_markers(PGconn *conn, const tp_target *t, const char *schema_q,
+		     const char *lo_snap, const char *hi_snap, int64_t ev_lo, int64_t ev_hi,
+		     char **text, bool *changed, strbuf *schemas, strbuf *names);
+/* The stored text of catalog version id into *out (malloc'd). Exit code. */
+int ddl_load_text(PGconn *conn, const char *schema_q, const char *id, char **out);
+/* Add the tables of c to two text[] literals being built (db_array_add). */
+void ddl_names_add(const ddl_cat *c, strbuf *schemas, strbuf *names);
+
 /* Copy the rows of the delta's new tables as of hi, for batch seq. */
 int ddl_copy_new(PGconn *conn, const tp_target *t, const char *schema_q,
 		 const ddl_delta *d, int64_t seq);

@@ -13,8 +13,9 @@
 
 /*
  * The catalog is read by sql/ddl.sql's describe(), unfiltered: one record
- * text a line, then "--", then the other objects. Here each target keeps
- * what its globs match, as description lines (ddl.h).
+ * text a line (a function's body may hold newlines, within quotes), then
+ * "--", then the other objects. Here each target keeps what its globs
+ * match, as description lines (ddl.h).
  *
  * A row of either part, as fields (NULL: SQL NULL). The first part's
  * rows are (kind 1..4, oid, sub, f1..f5); the second's (ord, letter, oid,
@@ -79,28 +80,37 @@ static int obj_nfields(char letter)
 {
 	switch (letter) {
 	case 'd': return 6;
-	case 's': return 13;
+	case 's': case 'f': return 13;
 	case 'k': case 'i': return 5;
+	case 'x': return 4;
+	case 'u': return 7;
 	default: return 3;      /* e c, and parts: SUB NAME DEF */
 	}
+}
+
+static bool table_kept(const strbuf *kept, const char *oid)
+{
+	char key[24];
+
+	snprintf(key, sizeof key, ",%s,", oid);
+	return strstr(kept->buf, key) != NULL;
 }
 
 /* Is the object of row r one the target replicates? kept: table oids. */
 static bool obj_wanted(const raw_row *r, const tp_target *t, const strbuf *kept)
 {
-	char letter = rs(r, 1)[0], key[24];
+	char letter = rs(r, 1)[0];
 	const char *schema = rs(r, 6), *name = rs(r, 7);
 
-	if (letter == 'k' || letter == 'i') {
-		snprintf(key, sizeof key, ",%s,", rs(r, 5));
-		return strstr(kept->buf, key) != NULL;
-	}
-	if (letter == 's') {
+	if (letter == 'k' || letter == 'i')
+		return table_kept(kept, rs(r, 5));
+	if (letter == 'f')
+		/* a key the target could not hold, to a table it lacks, is left out */
+		return table_kept(kept, rs(r, 5)) && table_kept(kept, rs(r, 8));
+	if (letter == 's')
 		/* owned by a replicated table's column (serial), or matched by name */
-		snprintf(key, sizeof key, ",%s,", rs(r, 15));
 		return target_matches(t, schema, name) ||
-		       (rv(r, 15) && strstr(kept->buf, key) != NULL);
-	}
+		       (rv(r, 15) && table_kept(kept, rs(r, 15)));
 	return target_matches_schema(t, schema);
 }
 
@@ -116,9 +126,10 @@ static void describe_object(const raw_row *r, const tp_target *t, strbuf *out,
 		*keep = obj_wanted(r, t, kept);
 	if (!*keep)
 		return;
-	if (letter == 'i' && !rv(r, 9))
-		log_warn("target %s: index %s.%s: its definition is not in the expected form;"
-			 " it is not replicated", t->name, rs(r, 6), rs(r, 7));
+	if ((letter == 'i' && !rv(r, 9)) || (letter == 'u' && !rv(r, 11)))
+		log_warn("target %s: %s %s.%s: its definition is not in the expected form;"
+			 " it is not replicated", t->name, letter == 'i' ? "index" : "function",
+			 rs(r, 6), rs(r, 7));
 	strbuf_addf(out, "%c\t%s", letter, rs(r, 2));
 	for (int f = 0; f < nf; f++) {
 		const char *v = rv(r, 5 + f);
@@ -126,6 +137,27 @@ static void describe_object(const raw_row *r, const tp_target *t, strbuf *out,
 		copytext_field(out, v, v ? strlen(v) : 0);
 	}
 	strbuf_addc(out, '\n');
+}
+
+/*
+ * The newline that ends the record text at p, or NULL: one inside a
+ * quoted field (a function's body) belongs to it. record_out doubles a
+ * quote or backslash within quotes, so toggling at each quote and
+ * stepping over the character after a backslash keeps track.
+ */
+static const char *record_nl(const char *p)
+{
+	bool quoted = false;
+
+	for (; *p; p++) {
+		if (*p == '\n' && !quoted)
+			return p;
+		if (*p == '"')
+			quoted = !quoted;
+		else if (*p == '\\' && quoted && p[1])
+			p++;
+	}
+	return NULL;
 }
 
 int ddl_filter(const char *raw, const tp_target *t, char **out)
@@ -139,7 +171,7 @@ int ddl_filter(const char *raw, const tp_target *t, char **out)
 	strbuf_adds(&kept, ",");
 	strbuf_adds(&text, "");
 	for (const char *p = raw; *p && rc == TP_OK;) {
-		const char *nl = strchr(p, '\n');
+		const char *nl = record_nl(p);
 		size_t len = nl ? (size_t)(nl - p) : strlen(p);
 		raw_row r = { .n = 0 };
 		int n;
@@ -252,7 +284,7 @@ const ddl_rel *ddl_rel_find(const ddl_cat *c, unsigned oid)
 /* Objects are sorted by kind in this order, then by oid (objects_sql). */
 static int kind_rank(char kind)
 {
-	static const char order[] = "ecdski";
+	static const char order[] = "ecdskixuf";
 	const char *p = strchr(order, kind);
 
 	return p && kind ? (int)(p - order) : 99;
@@ -367,7 +399,7 @@ static int parse_line(ddl_cat *c, char **f, int n)
 {
 	ddl_rel *r;
 
-	if (f[0][0] && f[0][1] == '\0' && strchr("ecdski", f[0][0]))
+	if (f[0][0] && f[0][1] == '\0' && strchr("ecdskixuf", f[0][0]))
 		return parse_obj(c, f, n);
 	if (f[0][0] && f[0][1] == '\0' && strchr("ECD", f[0][0]))
 		return parse_part(c, f, n);

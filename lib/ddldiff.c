@@ -5,13 +5,15 @@
  * is taken twice (a column dropped and another renamed into its name, a
  * table dropped and created again under its name): the phases of
  * ddl_int.h. Before the delta's rows: new enum labels (ddlobj.c says
- * why first); constraint, index, column and table drops (all under lo's
- * names); schema renames and creates; type and sequence moves and
- * renames; table moves and renames; column and constraint renames; types
- * and sequences created; table creates and column adds; type and default
- * changes; NOT NULL drops; types, sequences and then schemas dropped,
- * once nothing uses them. After the rows: NOT NULL sets, primary keys,
- * other constraints, indexes, sequence ownership and values.
+ * why first); foreign key, constraint, index, column and table drops
+ * (all under lo's names); schema renames and creates; extensions;
+ * type, sequence and function moves and renames; table moves and
+ * renames; column and constraint renames; types, sequences and functions
+ * created; table creates and column adds; type and default changes; NOT
+ * NULL drops; functions, types, sequences, extensions and then schemas
+ * dropped, once nothing uses them. After the rows: NOT NULL sets,
+ * primary keys, other constraints, indexes, foreign keys, sequence
+ * ownership and values.
  *
  * Drops of columns and tables come first rather than last: the rows of a
  * dropped table are not shipped, and those of a dropped column are left
@@ -235,7 +237,7 @@ void ddl_event_names(const ddl_cat *lo, const ddl_cat *hi, strbuf *schemas, strb
 /* Items about schemas themselves: meaningless when apply_schema is set. */
 static const char *const schema_kinds[] = {
 	"schema", "schema-drop", "schema-rename", "table-schema", "type-schema",
-	"domain-schema", "sequence-schema"
+	"domain-schema", "sequence-schema", "function-schema", "extension-schema"
 };
 
 static bool is_schema_kind(const char *kind)
@@ -244,6 +246,13 @@ static bool is_schema_kind(const char *kind)
 		if (strcmp(schema_kinds[i], kind) == 0)
 			return true;
 	return false;
+}
+
+/* Is field i (0: the first after the kind) of kind a schema besides field 0? */
+static bool is_schema_field(const char *kind, int i)
+{
+	return (i == 3 && strcmp(kind, "fkey") == 0) ||  /* the referenced table's */
+	       (i == 5 && strcmp(kind, "enum-label") == 0);     /* the name to add it by */
 }
 
 /* Is field i (0: the first after the kind) of kind a type name? */
@@ -323,7 +332,8 @@ bool ddl_remap(const char *line, size_t len, const tp_target *t, strbuf *out)
 		copytext_field(out, f[1], lens[1]);
 		for (int i = 2; i < n; i++) {
 			strbuf tmp = { 0 };
-			const char *v = i == 2 ? t->apply_schema : f[i];
+			const char *v = i == 2 || is_schema_field(f[1], i - 2) ? t->apply_schema
+									       : f[i];
 
 			if (v && i > 2 && is_type_field(f[1], i - 2)) {
 				remap_type(v, t, &tmp);

@@ -1,7 +1,8 @@
 /*
  * ddlobj.c - the S lines for the objects beside tables and columns:
  * enums, composite types, domains, sequences, unique and check
- * constraints, indexes (ddl.h, ddl_obj). Phases (ddl_int.h):
+ * constraints, indexes, extensions, functions and procedures, foreign
+ * keys (ddl.h, ddl_obj). Phases (ddl_int.h):
  *
  *   - new labels of an enum that existed come first of all, under lo's
  *     names: PostgreSQL lets a transaction add a label but not use it
@@ -14,7 +15,21 @@
  *     changed type, composites first;
  *   - what only restricts (constraints, a domain's NOT NULL and checks)
  *     and indexes come after the rows, like primary keys (ddldiff.c);
- *     sequence ownership and values too.
+ *     sequence ownership and values too;
+ *   - extensions are created (and updated) right after the schemas, as a
+ *     column, type or function may use their types, and dropped after
+ *     all of those, just before the schemas;
+ *   - functions are created (or replaced) after the types, which their
+ *     arguments may use, and before the tables, whose defaults may call
+ *     them; dropped once defaults changed, before the types. Their
+ *     bodies are not checked on creation (applyobj.c), so a body may use
+ *     a table that comes later;
+ *   - foreign keys are dropped first of all drops, as the unique keys,
+ *     columns and tables they rest on may go too, and added last, after
+ *     the rows of both tables and the keys they reference. A changed one
+ *     is dropped and added again; one whose table is dropped is dropped
+ *     first all the same, as its referenced table may go in the same
+ *     delta, before it.
  *
  * Objects of a table (constraints, indexes) are only diffed while the
  * table lives on: a dropped table takes them along, a new one gets them.
@@ -36,7 +51,8 @@ static const char *mid_schema(const ddl_cat *hi, const ddl_obj *o)
 
 static const char *class_of(char kind)
 {
-	return kind == 'd' ? "domain" : kind == 's' ? "sequence" : "type";
+	return kind == 'd' ? "domain" : kind == 's' ? "sequence" :
+	       kind == 'x' ? "extension" : "type";
 }
 
 static bool differ(const char *a, const char *b)
@@ -267,6 +283,137 @@ static void table_obj_add(const ddl_cat *hi, ddl_items *it, const ddl_obj *n)
 		ddl_item(it, PH_CON_ADD, "constraint", 4, hr->schema, hr->name, n->name, n->f[1]);
 }
 
+/* ---- foreign keys: f REFOID KEY REFKEY MATCH UPD DEL DEFERRABLE DEFERRED SETCOLS VALID ---- */
+
+/* The word for pg_constraint's letter c among letters; NULL if unknown. */
+static const char *fk_word(const char *c, const char *letters, const char *const *words)
+{
+	const char *p = c && *c ? strchr(letters, *c) : NULL;
+
+	return p ? words[p - letters] : NULL;
+}
+
+static size_t list_len(const char *list)
+{
+	size_t n = list && *list ? 1 : 0;
+
+	for (const char *p = list; n && *p; p++)
+		n += *p == ',';
+	return n;
+}
+
+/* Append the names of r's columns listed by attnum ("1,2"); false if one lacks. */
+static bool fk_cols(const ddl_rel *r, const char *list, const char **v, size_t *k)
+{
+	for (const char *p = list; p && *p;) {
+		char *end;
+		const ddl_col *c = ddl_col_find(r, (int)strtol(p, &end, 10));
+
+		if (!c || end == p)
+			return false;
+		v[(*k)++] = c->name;
+		p = end + (*end == ',');
+	}
+	return true;
+}
+
+/*
+ * "fkey SCHEMA TABLE NAME REFSCHEMA REFTABLE MATCH UPDATE DELETE
+ * DEFERRABLE DEFERRED VALID N COLUMN... REFCOLUMN... [SETCOLUMN...]", all
+ * by hi's names: the target builds the clause, REFSCHEMA remapped like
+ * SCHEMA (ddl_remap).
+ */
+static void fkey_add(const ddl_cat *hi, ddl_items *it, const ddl_obj *n)
+{
+	static const char *const match[] = { "full", "partial", "simple" };
+	static const char *const action[] = { "no action", "restrict", "cascade", "set null",
+					      "set default" };
+	const ddl_rel *r = ddl_rel_find(hi, n->owner);
+	const ddl_rel *rr = n->f[0] ? ddl_rel_find(hi, (unsigned)strtoul(n->f[0], NULL, 10)) : NULL;
+	size_t nk = list_len(n->f[1]), k = 0;
+	const char **v;
+	char num[24];
+
+	if (!r || !rr)          /* described only when both tables are */
+		return;
+	v = xmalloc((12 + 2 * nk + list_len(n->f[8])) * sizeof *v);
+	snprintf(num, sizeof num, "%zu", nk);
+	v[k++] = r->schema;
+	v[k++] = r->name;
+	v[k++] = n->name;
+	v[k++] = rr->schema;
+	v[k++] = rr->name;
+	v[k++] = fk_word(n->f[3], "fps", match);
+	v[k++] = fk_word(n->f[4], "arcnd", action);
+	v[k++] = fk_word(n->f[5], "arcnd", action);
+	v[k++] = n->f[6] ? n->f[6][0] == 't' ? "t" : "f" : NULL;
+	v[k++] = n->f[7] ? n->f[7][0] == 't' ? "t" : "f" : NULL;
+	v[k++] = n->f[9] ? n->f[9][0] == 't' ? "t" : "f" : NULL;
+	v[k++] = num;
+	for (size_t i = 0; i < k; i++)
+		if (!v[i])
+			nk = 0;         /* not as the catalog says: leave it out */
+	if (nk && nk == list_len(n->f[2]) && fk_cols(r, n->f[1], v, &k) &&
+	    fk_cols(rr, n->f[2], v, &k) && fk_cols(r, n->f[8], v, &k))
+		ddl_itemv(it, PH_FK_ADD, "fkey", (int)k, v);
+	free(v);
+}
+
+/*
+ * Foreign key o of lo, n of hi (NULL: gone). Dropped under lo's names
+ * even when its table is dropped too: the table it references may be
+ * dropped before it. A column or table renamed is followed by the key
+ * itself; anything else changed makes it dropped and added again.
+ */
+static void fkey_change(const ddl_cat *lo, const ddl_cat *hi, ddl_items *it,
+			const ddl_obj *o, const ddl_obj *n)
+{
+	const ddl_rel *lr = ddl_rel_find(lo, o->owner), *hr = n ? ddl_rel_find(hi, n->owner) : NULL;
+	bool same = hr && o->nf == n->nf;
+
+	for (int i = 0; same && i < o->nf; i++)
+		same = !differ(o->f[i], n->f[i]);
+	if (!lr)
+		return;
+	if (!same) {
+		ddl_item(it, PH_FK_DROP, "constraint-drop", 3, lr->schema, lr->name, o->name);
+		if (n)
+			fkey_add(hi, it, n);
+	} else if (strcmp(o->name, n->name) != 0) {
+		ddl_item(it, PH_CON_RENAME, "constraint-rename", 4, hr->schema, hr->name, o->name,
+			 n->name);
+	}
+}
+
+/* ---- functions: u PROKIND ARGS IDENTITY TAIL ---- */
+
+/* CREATE OR REPLACE: "function SCHEMA NAME function|procedure ARGS TAIL". */
+static void function_def(ddl_items *it, const ddl_obj *n)
+{
+	if (n->f[1] && n->f[3])         /* no TAIL: not in the form expected */
+		ddl_item(it, PH_FUNC_CREATE, "function", 5, n->schema, n->name,
+			 n->f[0] && n->f[0][0] == 'p' ? "procedure" : "function", n->f[1], n->f[3]);
+}
+
+/*
+ * Moved, renamed, redefined. A function is named by its argument types,
+ * as format_type wrote them when its description was taken: lo's before
+ * the renames (a move comes with the types' moves, before their renames),
+ * hi's after them.
+ */
+static void function_change(const ddl_cat *hi, ddl_items *it, const ddl_obj *o, const ddl_obj *n)
+{
+	const char *mid = mid_schema(hi, o);
+
+	if (strcmp(mid, n->schema) != 0)
+		ddl_item(it, PH_OBJ_MOVE, "function-schema", 4, mid, o->name, o->f[2], n->schema);
+	if (strcmp(o->name, n->name) != 0)
+		ddl_item(it, PH_OBJ_RENAME, "function-rename", 4, n->schema, o->name, n->f[2],
+			 n->name);
+	if (differ(o->f[0], n->f[0]) || differ(o->f[1], n->f[1]) || differ(o->f[3], n->f[3]))
+		function_def(it, n);
+}
+
 /* ---- create, drop, change ---- */
 
 static void create_obj(const ddl_cat *hi, ddl_items *it, const ddl_obj *n)
@@ -285,16 +432,52 @@ static void create_obj(const ddl_cat *hi, ddl_items *it, const ddl_obj *n)
 		sequence_def(it, PH_SEQ_CREATE, "sequence", n);
 		sequence_post(hi, it, NULL, n);
 		break;
+	case 'x':
+		ddl_item(it, PH_EXT_CREATE, "extension", 3, n->schema, n->name, n->f[0]);
+		break;
+	case 'u':
+		function_def(it, n);
+		break;
 	}
 }
 
-static void drop_obj(const ddl_cat *hi, ddl_items *it, const ddl_obj *o)
+/*
+ * Is extension or function o of lo, gone from hi, followed by a new one
+ * of the same name (and arguments)? DROP and CREATE again, say to change
+ * a return type. Then it goes right before its successor is made: the
+ * late drop would come after CREATE OR REPLACE (which cannot change the
+ * return type) or CREATE EXTENSION IF NOT EXISTS (which would keep the
+ * old one), and remove the new one.
+ */
+static bool recreated(const ddl_cat *lo, const ddl_cat *hi, const ddl_obj *o)
+{
+	const char *mid = mid_schema(hi, o);
+
+	for (size_t i = 0; i < hi->nobjs; i++) {
+		const ddl_obj *n = &hi->objs[i];
+
+		if (n->kind == o->kind && strcmp(n->name, o->name) == 0 &&
+		    (o->kind == 'x' || (strcmp(n->schema, mid) == 0 && !differ(n->f[2], o->f[2]))) &&
+		    !ddl_obj_find(lo, n->kind, n->oid))
+			return true;
+	}
+	return false;
+}
+
+static void drop_obj(const ddl_cat *lo, const ddl_cat *hi, ddl_items *it, const ddl_obj *o)
 {
 	static const enum ddl_phase ph[] = { PH_ENUM_DROP, PH_COMPOSITE_DROP, PH_DOMAIN_DROP,
 					     PH_SEQ_DROP };
 	const char *p = strchr("ecds", o->kind);
+	bool again = (o->kind == 'x' || o->kind == 'u') && recreated(lo, hi, o);
 	char kind[32];
 
+	if (o->kind == 'x')
+		ddl_item(it, again ? PH_EXT_CREATE : PH_EXT_DROP, "extension-drop", 2,
+			 mid_schema(hi, o), o->name);
+	else if (o->kind == 'u')
+		ddl_item(it, again ? PH_FUNC_CREATE : PH_FUNC_DROP, "function-drop", 3,
+			 mid_schema(hi, o), o->name, o->f[2]);
 	if (!p || !o->kind)
 		return;
 	snprintf(kind, sizeof kind, "%s-drop", class_of(o->kind));
@@ -303,8 +486,14 @@ static void drop_obj(const ddl_cat *hi, ddl_items *it, const ddl_obj *o)
 
 static void change_obj(const ddl_cat *hi, ddl_items *it, const ddl_obj *o, const ddl_obj *n)
 {
+	if (o->kind == 'u') {
+		function_change(hi, it, o, n);
+		return;
+	}
 	move_rename(hi, it, o, n);
-	if (o->kind == 'e')
+	if (o->kind == 'x' && differ(o->f[0], n->f[0]))
+		ddl_item(it, PH_EXT_CREATE, "extension-update", 3, n->schema, n->name, n->f[0]);
+	else if (o->kind == 'e')
 		diff_enum(hi, it, o, n);
 	else if (o->kind == 'c')
 		diff_composite(it, o, n);
@@ -321,8 +510,10 @@ void ddl_diff_objs(const ddl_cat *lo, const ddl_cat *hi, ddl_items *it)
 
 		if (o->kind == 'k' || o->kind == 'i')
 			table_obj_change(lo, hi, it, o, n);
+		else if (o->kind == 'f')
+			fkey_change(lo, hi, it, o, n);
 		else if (!n)
-			drop_obj(hi, it, o);
+			drop_obj(lo, hi, it, o);
 		else
 			change_obj(hi, it, o, n);
 	}
@@ -333,6 +524,8 @@ void ddl_diff_objs(const ddl_cat *lo, const ddl_cat *hi, ddl_items *it)
 			continue;
 		if (n->kind == 'k' || n->kind == 'i')
 			table_obj_add(hi, it, n);
+		else if (n->kind == 'f')
+			fkey_add(hi, it, n);
 		else
 			create_obj(hi, it, n);
 	}

@@ -21,6 +21,8 @@ void ddl_delta_free(ddl_delta *d)
 	ddl_cat_free(d->lo);
 	strbuf_free(&d->pre);
 	strbuf_free(&d->post);
+	strbuf_free(&d->ev_schemas);
+	strbuf_free(&d->ev_names);
 	memset(d, 0, sizeof *d);
 }
 
@@ -135,19 +137,23 @@ int ddl_plan(PGconn *conn, const tp_config *cfg, const tp_target *t,
 			d->lo = d->hi;
 			d->cat_lo = xstrdup(d->cat_hi);
 		}
-		if (rc == TP_OK && old && ddl_names_ambiguous(d->lo, d->hi, what, sizeof what)) {
+		/* event-triggers: the markers say what happened (ddl_plan_markers) */
+		d->events = cfg->ddl == TP_DDL_EVENT_TRIGGERS;
+		if (rc == TP_OK && old && !d->events &&
+		    ddl_names_ambiguous(d->lo, d->hi, what, sizeof what)) {
 			log_error("target %s: table %s was renamed and another table took its name"
 				  " between two cuts: their changes cannot be told apart", t->name, what);
 			log_hint("nothing was batched; see tp-ddlscan(1), AMBIGUOUS CHANGES");
 			rc = TP_EFAIL;
 		}
-		if (rc == TP_OK && old) {
+		if (rc == TP_OK && old && !d->events) {
 			ddl_diff(d->lo, d->hi, &d->pre, &d->post);
 			log_info("target %s: schema changed", t->name);
 		}
 	}
 	if (rc == TP_OK)
 		rc = drop_unused(conn, t, schema_q, d->cat_lo, d->cat_hi);
+	d->events = cfg->ddl == TP_DDL_EVENT_TRIGGERS;
 	d->on = rc == TP_OK;
 	free(old);
 	free(now);
@@ -184,21 +190,14 @@ int ddl_copy_new(PGconn *conn, const tp_target *t, const char *schema_q,
 
 int ddl_load(PGconn *conn, const char *schema_q, const char *id, ddl_cat **out)
 {
-	const char *params[1] = { id };
-	strbuf sql = { 0 };
-	PGresult *res;
-	int rc;
+	char *text = NULL;
+	int rc = ddl_load_text(conn, schema_q, id, &text);
 
-	strbuf_addf(&sql, "SELECT descr FROM %s.catalog WHERE id = $1", schema_q);
-	res = db_query(conn, "reading a catalog description", sql.buf, 1, params, &rc);
-	strbuf_free(&sql);
-	if (!res)
-		return rc;
-	*out = PQntuples(res) == 1 ? ddl_cat_parse(PQgetvalue(res, 0, 0)) : NULL;
-	PQclear(res);
-	if (!*out) {
-		log_error("catalog description %s is missing or malformed", id);
-		return TP_EFAIL;
+	*out = rc == TP_OK ? ddl_cat_parse(text) : NULL;
+	free(text);
+	if (rc == TP_OK && !*out) {
+		log_error("catalog description %s is malformed", id);
+		rc = TP_EFAIL;
 	}
-	return TP_OK;
+	return rc;
 }

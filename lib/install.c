@@ -299,12 +299,136 @@ static void attach_new(installer *in, PGresult *tables)
 	}
 }
 
+/* ---- ddl = event-triggers (sql/ddlevent.sql) ---- */
+
+static bool event_mode(const installer *in)
+{
+	return in->cfg->ddl == TP_DDL_EVENT_TRIGGERS && in->cfg->ntargets > 0;
+}
+
+/*
+ * May this role create event triggers? A superuser may; on managed
+ * services the providers' admin roles may (RDS, Azure, Cloud SQL).
+ */
+static int check_event_rights(installer *in)
+{
+	PGresult *res;
+	int rc;
+
+	if (in->dry_run)
+		return TP_OK;
+	res = db_query(in->conn, "checking the right to create event triggers",
+		"SELECT r.rolsuper OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles a"
+		"  WHERE a.rolname IN ('rds_superuser', 'azure_pg_admin', 'cloudsqlsuperuser')"
+		"    AND pg_catalog.pg_has_role(a.oid, 'MEMBER'))"
+		" FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER", 0, NULL, &rc);
+	if (!res)
+		return rc;
+	if (PQntuples(res) != 1 || *PQgetvalue(res, 0, 0) != 't') {
+		log_error("%s: ddl = event-triggers: role %s may not create event triggers",
+			  in->cfg->path, PQuser(in->conn));
+		log_hint("run tp-install as a superuser (or rds_superuser, azure_pg_admin,"
+			 " cloudsqlsuperuser), or set ddl = diff, which needs no such right");
+		rc = TP_ECONFIG;
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* Each target's globs as regular expressions, for the event trigger. */
+static int sync_globs(installer *in)
+{
+	strbuf sql = { 0 };
+	int rc;
+
+	strbuf_addf(&sql, "DELETE FROM %s.ddl_glob", in->schema);
+	rc = step(in, "clearing the table globs", sql.buf, 0, NULL);
+	strbuf_reset(&sql);
+	strbuf_addf(&sql, "INSERT INTO %s.ddl_glob (target, exclude, schema_re, table_re)"
+		    " VALUES ($1, $2, $3, $4)", in->schema);
+	for (size_t i = 0; i < in->cfg->ntargets && rc == TP_OK; i++) {
+		const tp_target *t = &in->cfg->targets[i];
+
+		for (size_t g = 0; g < t->ntables + t->nexclude && rc == TP_OK; g++) {
+			bool ex = g >= t->ntables;
+			char *sre, *tre;
+			const char *params[4] = { t->name, ex ? "true" : "false" };
+
+			if (!glob_regex(ex ? t->exclude[g - t->ntables] : t->tables[g], &sre, &tre))
+				continue;       /* config_load refuses these */
+			params[2] = sre;
+			params[3] = tre;
+			rc = step(in, "recording a table glob", sql.buf, 4, params);
+			free(sre);
+			free(tre);
+		}
+	}
+	strbuf_free(&sql);
+	return rc;
+}
+
+/* Our event triggers: name and event, one row each. */
+static PGresult *list_event_triggers(installer *in, int *rc)
+{
+	const char *params[1] = { in->schema };
+
+	return db_query(in->conn, "listing event triggers",
+		"SELECT e.evtname, e.evtevent FROM pg_catalog.pg_event_trigger e"
+		" JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid"
+		" WHERE p.pronamespace = pg_catalog.to_regnamespace($1) ORDER BY 1", 1, params, rc);
+}
+
+/* Create ours (want) or drop them (not want). */
+static int sync_event_triggers(installer *in, bool want)
+{
+	static const char *const ev[2][2] = { { "ddl_end", "ddl_command_end" },
+					      { "ddl_drop", "sql_drop" } };
+	PGresult *have = NULL;
+	strbuf name = { 0 }, sql = { 0 };
+	int rc = TP_OK;
+
+	if (!in->dry_run && !(have = list_event_triggers(in, &rc)))
+		return rc;
+	for (int i = 0; have && !want && i < PQntuples(have) && rc == TP_OK; i++) {
+		char *q = db_ident(in->conn, PQgetvalue(have, i, 0));
+		strbuf_reset(&sql);
+		strbuf_addf(&sql, "DROP EVENT TRIGGER %s", q);
+		log_info("dropping event trigger %s", q);
+		rc = step(in, "dropping an event trigger", sql.buf, 0, NULL);
+		free(q);
+	}
+	for (int i = 0; want && i < 2 && rc == TP_OK; i++) {
+		bool exists = false;
+		char *q;
+
+		strbuf_reset(&name);
+		strbuf_addf(&name, "%s_%s", in->cfg->schema, ev[i][0]);
+		for (int j = 0; have && j < PQntuples(have); j++)
+			exists = exists || strcmp(PQgetvalue(have, j, 0), name.buf) == 0;
+		if (exists)
+			continue;
+		q = db_ident(in->conn, name.buf);
+		strbuf_reset(&sql);
+		strbuf_addf(&sql, "CREATE EVENT TRIGGER %s ON %s EXECUTE FUNCTION %s.%s()",
+			    q, ev[i][1], in->schema, ev[i][0]);
+		log_info("creating event trigger %s", q);
+		rc = step(in, "creating an event trigger", sql.buf, 0, NULL);
+		free(q);
+	}
+	PQclear(have);
+	strbuf_free(&name);
+	strbuf_free(&sql);
+	return rc;
+}
+
 static int install_source(installer *in, PGresult *tables)
 {
 	int rc = step_file(in, "source.sql");
 
 	if (rc == TP_OK)
 		rc = step_file(in, "ddl.sql");
+	if (rc == TP_OK && event_mode(in))
+		rc = step_file(in, "ddlevent.sql");
 
 	if (rc == TP_OK)
 		rc = record_version(in, "source");
@@ -313,6 +437,11 @@ static int install_source(installer *in, PGresult *tables)
 		rc = sync_triggers(in, tables);
 	if (rc == TP_OK)
 		rc = add_targets(in);
+	/* last: the event triggers take over from a complete install */
+	if (rc == TP_OK && event_mode(in))
+		rc = sync_globs(in);
+	if (rc == TP_OK)
+		rc = sync_event_triggers(in, event_mode(in));
 	return rc;
 }
 
@@ -329,6 +458,10 @@ static int installer_init(installer *in, PGconn *conn, const tp_config *cfg, boo
 	in->schema = db_ident(conn, cfg->schema);
 	strbuf_addf(&fn, "%s.capture()", in->schema);
 	in->capture_fn = strbuf_detach(&fn);
+	/* tp-install's own changes are not schema changes to replicate */
+	if (!dry_run && db_exec(conn, "marking the session",
+				"SELECT pg_catalog.set_config('teleport.in_ddl', 'on', false)") != TP_OK)
+		return TP_EUNAVAIL;
 	return db_exec(conn, "setting lock_timeout", INSTALL_LOCK_TIMEOUT);
 }
 
@@ -366,6 +499,8 @@ int install_run(PGconn *conn, const tp_config *cfg, bool dry_run)
 
 	if (rc == TP_OK)
 		rc = check_installed_version(&in);
+	if (rc == TP_OK && event_mode(&in))
+		rc = check_event_rights(&in);
 	/* Refuse keyless tables before changing anything. */
 	if (rc == TP_OK && cfg->ntargets > 0 && (tables = list_tables(&in, &rc)) != NULL)
 		rc = check_keys(&in, tables);
@@ -399,6 +534,8 @@ int install_remove(PGconn *conn, const tp_config *cfg, bool dry_run)
 		tables = list_tables(&in, &rc);
 	if (rc == TP_OK)
 		rc = step(&in, "starting a transaction", "BEGIN", 0, NULL);
+	if (rc == TP_OK)
+		rc = sync_event_triggers(&in, false);
 	for (i = 0; tables && i < PQntuples(tables) && rc == TP_OK; i++) {
 		const char *s = PQgetvalue(tables, i, 0), *t = PQgetvalue(tables, i, 1);
 

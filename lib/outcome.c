@@ -102,7 +102,7 @@ static void format_record(strbuf *sb, const outcome *o)
 	strbuf_adds(sb, "}\n");
 }
 
-static int write_record(const char *dir, const char *path, const strbuf *sb)
+int outcome_file_write(const char *dir, const char *path, const strbuf *sb)
 {
 	char tmp[PATH_MAX];
 	int fd;
@@ -154,14 +154,13 @@ void outcome_record(const tp_config *cfg, int rc)
 	else    /* a streak of failures keeps the start of its first run */
 		now.error_since = had_prev && prev.exit != 0 && prev.error_since ? prev.error_since : started;
 	format_record(&sb, &now);
-	if (write_record(dir, path, &sb) < 0)
+	if (outcome_file_write(dir, path, &sb) < 0)
 		log_warn("cannot record the outcome in %s: %m", path);
 	strbuf_free(&sb);
 	outcome_clear(&prev);
 }
 
-/* Read at most OUTCOME_MAX bytes of path into sb. 0 or -1/errno. */
-static int slurp_small(const char *path, strbuf *sb)
+int outcome_file_read(const char *path, strbuf *sb)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	char buf[4096];
@@ -196,7 +195,7 @@ int outcome_read(const char *path, outcome *o)
 	uint64_t code;
 
 	memset(o, 0, sizeof *o);
-	if (slurp_small(path, &sb) < 0) {
+	if (outcome_file_read(path, &sb) < 0) {
 		strbuf_free(&sb);
 		return -1;
 	}

@@ -41,9 +41,17 @@ typedef struct outcome {
 int outcome_read(const char *path, outcome *o);
 void outcome_clear(outcome *o);
 
+/*
+ * The small JSON files below the spool that tp-status reads (these
+ * records, hold.h's): written durably to path in dir (created if need
+ * be), and read whole, at most 64 KiB. 0, or -1 with errno set.
+ */
+struct strbuf;
+int outcome_file_write(const char *dir, const char *path, const struct strbuf *sb);
+int outcome_file_read(const char *path, struct strbuf *sb);
+
 /* "2024-05-01T12:00:00Z" into buf (at least 21 bytes); "" for 0. */
 /* Append `"key": "ISO time"`, or `"key": null` when t is 0, to JSON in sb. */
-struct strbuf;
 void json_add_time_member(struct strbuf *sb, const char *key, time_t t);
 void tp_time_iso(time_t t, char *buf, size_t len);
 /* The reverse (fractional seconds allowed, dropped); 0 when s is not such a time. */

@@ -15,6 +15,7 @@
 
 #include "batch.h"
 #include "db.h"
+#include "hold.h"
 #include "log.h"
 #include "spool.h"
 #include "spoolstat.h"
@@ -274,6 +275,28 @@ static void source_lag(collector *c, st_source *s, const char *dir, uint64_t old
 	}
 }
 
+/*
+ * tp-apply's record of a batch held for a schema change. One the ledger
+ * has passed is stale (the batch was applied by hand, say): no wait.
+ */
+static void source_hold(collector *c, st_source *s)
+{
+	tp_hold h;
+	int found = hold_read(c->cfg->spool, s->name, &h);
+
+	if (found < 0)
+		log_warn("cannot read the hold record of source %s: %m", s->name);
+	if (found == 1 && (int64_t)h.seq > s->applied) {
+		s->ddl_waiting = (int64_t)h.seq;
+		s->ddl_since = h.since;
+		s->ddl_seconds = h.since && h.since < c->st->now ? (double)(c->st->now - h.since) : 0;
+		snprintf(s->ddl_sqlstate, sizeof s->ddl_sqlstate, "%s", h.sqlstate);
+		s->ddl_reason = h.reason;
+		h.reason = NULL;
+	}
+	hold_clear(&h);
+}
+
 static int collect_source(collector *c, st_source *s)
 {
 	char dir[PATH_MAX], applied[PATH_MAX];
@@ -294,6 +317,7 @@ static int collect_source(collector *c, st_source *s)
 		s->received = s->applied;
 	if (rc == TP_OK)
 		source_lag(c, s, dir, in.min);
+	source_hold(c, s);
 	return rc;
 }
 
@@ -345,11 +369,25 @@ static void collect_outcomes(collector *c)
 
 /* ---- judgment ----------------------------------------------------------- */
 
+/* A stream held for a schema change is lag too, whatever its batches' age. */
+static void judge_source(status *st, const st_source *s)
+{
+	const long max = st->cfg->max_lag;
+
+	if (s->lag_known && s->lag > (double)max)
+		add_problem(st, "source %s: lag %.0fs exceeds max_lag %lds", s->name, s->lag, max);
+	if (s->ddl_waiting && s->ddl_seconds > (double)max)
+		add_problem(st, "source %s: batch %" PRId64 " has waited %.0fs for a schema change,"
+			    " more than max_lag %lds: %s", s->name, s->ddl_waiting, s->ddl_seconds,
+			    max, s->ddl_reason ? s->ddl_reason : s->ddl_sqlstate);
+}
+
 /*
- * Unhealthy: a lag beyond max_lag; a command whose last run failed; a
- * command that keeps exiting 75 (locked, not ready) for longer than
- * max_lag. tp-status's own record is no evidence: its exit 1 would
- * otherwise feed itself.
+ * Unhealthy: a lag beyond max_lag; a batch held for a schema change for
+ * longer than max_lag; a command whose last run failed; a command that
+ * keeps exiting 75 (locked, not ready) for longer than max_lag.
+ * tp-status's own record is no evidence: its exit 1 would otherwise feed
+ * itself.
  */
 static void judge(status *st)
 {
@@ -362,9 +400,7 @@ static void judge(status *st)
 			add_problem(st, "target %s: lag %.0fs exceeds max_lag %lds",
 				    st->targets[i].name, st->targets[i].lag, max);
 	for (size_t i = 0; i < st->nsources; i++)
-		if (st->sources[i].lag_known && st->sources[i].lag > (double)max)
-			add_problem(st, "source %s: lag %.0fs exceeds max_lag %lds",
-				    st->sources[i].name, st->sources[i].lag, max);
+		judge_source(st, &st->sources[i]);
 	for (size_t i = 0; i < st->ncmds; i++) {
 		const outcome *o = &st->cmds[i];
 		bool lingering = o->exit == TP_ETEMP && o->error_since &&
@@ -408,8 +444,10 @@ void status_free(status *st)
 {
 	for (size_t i = 0; i < st->ntargets; i++)
 		free(st->targets[i].name);
-	for (size_t i = 0; i < st->nsources; i++)
+	for (size_t i = 0; i < st->nsources; i++) {
 		free(st->sources[i].name);
+		free(st->sources[i].ddl_reason);
+	}
 	for (size_t i = 0; i < st->ncmds; i++)
 		outcome_clear(&st->cmds[i]);
 	for (size_t i = 0; i < st->nproblems; i++)

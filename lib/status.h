@@ -42,6 +42,16 @@ typedef struct st_source {
 	uint64_t waiting;         /* batch files in the inbox, not applied yet */
 	bool lag_known;
 	double lag;               /* seconds from batch cut to apply (or to now) */
+	/*
+	 * The batch held for a schema change (hold.h), 0: none; when tp-apply
+	 * first found it held (0: unknown) and how long ago that was; the error
+	 * it logged. All 0, empty or NULL when none is held.
+	 */
+	int64_t ddl_waiting;
+	time_t ddl_since;
+	double ddl_seconds;
+	char ddl_sqlstate[6];
+	char *ddl_reason;
 } st_source;
 
 typedef struct status {

@@ -58,21 +58,38 @@ static void table_targets(const status *st, FILE *out)
 	}
 }
 
+/* Under a source's row: the batch it holds for a schema change, and why. */
+static void table_ddl_wait(const st_source *s, FILE *out)
+{
+	char since[32], age[32];
+
+	fmt_age(s->ddl_seconds, age, sizeof age);
+	fprintf(out, "  %s: batch %" PRId64 " waits for a schema change since %s (%s): %s\n",
+		s->name, s->ddl_waiting, iso(s->ddl_since, since, sizeof since),
+		s->ddl_since ? age : "?", s->ddl_reason ? s->ddl_reason : s->ddl_sqlstate);
+}
+
 static void table_sources(const status *st, FILE *out)
 {
-	char at[32], lag[32];
+	char at[32], lag[32], ddl[24];
 
-	fprintf(out, "\n%-20s %10s %10s %-20s %8s %9s\n", "SOURCE", "RECEIVED", "APPLIED",
-		"APPLIED AT", "WAITING", "LAG");
+	fprintf(out, "\n%-20s %10s %10s %-20s %8s %9s %10s\n", "SOURCE", "RECEIVED", "APPLIED",
+		"APPLIED AT", "WAITING", "LAG", "DDL WAIT");
 	for (size_t i = 0; i < st->nsources; i++) {
 		const st_source *s = &st->sources[i];
 		if (s->lag_known)
 			fmt_age(s->lag, lag, sizeof lag);
 		else
 			snprintf(lag, sizeof lag, "?");
-		fprintf(out, "%-20s %10" PRId64 " %10" PRId64 " %-20s %8" PRIu64 " %9s\n",
+		if (s->ddl_waiting)
+			snprintf(ddl, sizeof ddl, "%" PRId64, s->ddl_waiting);
+		else
+			snprintf(ddl, sizeof ddl, "-");
+		fprintf(out, "%-20s %10" PRId64 " %10" PRId64 " %-20s %8" PRIu64 " %9s %10s\n",
 			s->name, s->received, s->applied, iso(s->applied_at, at, sizeof at),
-			s->waiting, lag);
+			s->waiting, lag, ddl);
+		if (s->ddl_waiting)
+			table_ddl_wait(s, out);
 	}
 }
 
@@ -133,7 +150,8 @@ static void json_target(strbuf *sb, const st_target *t)
 	strbuf_addf(sb, ", \"backlog_events\": %" PRId64 ", \"backlog_bytes\": %" PRId64 ", ",
 		    t->backlog_events, t->backlog_bytes);
 	json_add_time_member(sb, "oldest_backlog", t->oldest_backlog);
-	strbuf_addf(sb, ", \"lag_seconds\": %.0f, \"ddl_waiting\": 0}", t->lag);
+	/* a target's schema waits are known on the target only (its sources[]) */
+	strbuf_addf(sb, ", \"lag_seconds\": %.0f, \"ddl_waiting\": null}", t->lag);
 }
 
 static void json_source(strbuf *sb, const st_source *s)
@@ -148,7 +166,13 @@ static void json_source(strbuf *sb, const st_source *s)
 		strbuf_addf(sb, "%.0f", s->lag);
 	else
 		strbuf_adds(sb, "null");
-	strbuf_adds(sb, ", \"ddl_waiting\": 0}");
+	strbuf_addf(sb, ", \"ddl_waiting\": %" PRId64 ", ", s->ddl_waiting);
+	json_add_time_member(sb, "ddl_waiting_since", s->ddl_since);
+	strbuf_addf(sb, ", \"ddl_waiting_seconds\": %.0f, ", s->ddl_seconds);
+	j_str(sb, "ddl_waiting_sqlstate", s->ddl_waiting ? s->ddl_sqlstate : NULL);
+	strbuf_adds(sb, ", ");
+	j_str(sb, "ddl_waiting_reason", s->ddl_waiting ? s->ddl_reason : NULL);
+	strbuf_adds(sb, "}");
 }
 
 static void json_command(strbuf *sb, const outcome *o)
@@ -222,6 +246,9 @@ static const struct metric { const char *name, *help; } target_metrics[] = {
 	{ "teleport_source_applied_timestamp_seconds", "When the last batch was applied." },
 	{ "teleport_source_waiting_batches", "Received batches not applied yet." },
 	{ "teleport_source_lag_seconds", "Seconds from batch cut to apply (or to now while waiting)." },
+	{ "teleport_source_ddl_waiting_seq", "Batch held until a schema change arrives, 0 when none." },
+	{ "teleport_source_ddl_waiting_seconds",
+	  "Seconds the held batch has waited for a schema change, 0 when none." },
 }, command_metrics[] = {
 	{ "teleport_command_exit_code", "Exit status of the command's last run." },
 	{ "teleport_command_last_run_timestamp_seconds", "When the command's last run ended." },
@@ -244,7 +271,7 @@ static double target_value(const st_target *t, size_t m)
 static bool source_value(const st_source *s, size_t m, double *out)
 {
 	const double v[] = { (double)s->received, (double)s->applied, (double)s->applied_at,
-			     (double)s->waiting, s->lag };
+			     (double)s->waiting, s->lag, (double)s->ddl_waiting, s->ddl_seconds };
 	_Static_assert(NELEM(v) == NELEM(source_metrics), "one value per source metric");
 	*out = v[m];
 	return m != 4 || s->lag_known;

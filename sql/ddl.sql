@@ -11,8 +11,15 @@
 -- The text: the rows of the first query (schemas, tables with the capture
 -- trigger, their columns and primary keys), one record text a line, then
 -- a line "--", then the rows of the second (types, sequences, constraints,
--- indexes, each object followed by its parts). search_path is empty, as on
--- tp-batch's sessions: format_type and pg_get_expr qualify every name.
+-- indexes, extensions, functions, foreign keys, each object followed by
+-- its parts). A function's definition keeps its newlines, inside the
+-- record's quotes: lib/ddlcat.c reads records, not lines. search_path is
+-- empty, as on tp-batch's sessions: format_type and pg_get_expr qualify
+-- every name.
+--
+-- What an extension brings along (pg_depend deptype 'e': its types,
+-- functions, sequences) is left out: CREATE EXTENSION on the target makes
+-- it, and creating it a second time would fail.
 
 CREATE OR REPLACE FUNCTION @schema@.describe() RETURNS text
 LANGUAGE sql SET search_path = '' AS $fn$
@@ -28,7 +35,7 @@ rel AS (
       FROM pg_catalog.pg_class c JOIN nsp n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
        AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid
-                      AND t.tgfoid = pg_catalog.to_regprocedure('@schema@.capture()')
+                      AND t.tgfoid = '@schema@.capture()'::pg_catalog.regprocedure
                       AND (t.tgtype & 1) = 1)),
 tabs (k, oid, s, f1, f2, f3, f4, f5) AS (
     SELECT 1, n.oid, 0, n.nspname::text, NULL::text, NULL::text, NULL::text, NULL::text
@@ -50,8 +57,13 @@ tabs (k, oid, s, f1, f2, f3, f4, f5) AS (
       FROM rel r JOIN pg_catalog.pg_constraint k ON k.conrelid = r.oid AND k.contype = 'p'),
 typ AS (
     SELECT t.*, n.nspname FROM pg_catalog.pg_type t JOIN nsp n ON n.oid = t.typnamespace
-     WHERE t.typtype IN ('e', 'd') OR (t.typtype = 'c' AND EXISTS (SELECT 1
-           FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c'))),
+     WHERE (t.typtype IN ('e', 'd') OR (t.typtype = 'c' AND EXISTS (SELECT 1
+           FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c')))
+       -- an extension's composite type is a member through its relation
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend x WHERE x.deptype = 'e'
+           AND ((x.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND x.objid = t.oid)
+             OR (x.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                 AND x.objid = t.typrelid)))),
 tab AS (
     SELECT c.oid, c.relname, c.relkind, n.nspname FROM pg_catalog.pg_class c
       JOIN nsp n ON n.oid = c.relnamespace
@@ -108,7 +120,7 @@ objs (o, l, oid, p, s, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13) A
             AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.deptype = 'a'
      WHERE c.relkind = 'S' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend i
            WHERE i.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND i.objid = c.oid
-             AND i.deptype = 'i')
+             AND i.deptype IN ('i', 'e'))
     UNION ALL
     SELECT 5, 'k', k.oid, 0, 0, k.conrelid::text, r.nspname, k.conname,
            k.contype::text, pg_catalog.pg_get_constraintdef(k.oid),
@@ -129,7 +141,51 @@ objs (o, l, oid, p, s, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13) A
            || ' USING ' head FROM pg_catalog.pg_class ic WHERE ic.oid = i.indexrelid) x
      WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k
            WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid
-             AND k.contype IN ('p', 'u', 'x')))
+             AND k.contype IN ('p', 'u', 'x'))
+    UNION ALL
+    SELECT 7, 'x', e.oid, 0, 0, e.extnamespace::text, n.nspname, e.extname::text,
+           e.extversion, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+      FROM pg_catalog.pg_extension e JOIN nsp n ON n.oid = e.extnamespace
+     WHERE e.extname <> 'plpgsql'
+    UNION ALL
+    -- functions and procedures in a language a non-superuser may use (C
+    -- and internal ones could not be created on the target), as
+    -- pg_get_functiondef writes them after the exact head it starts with,
+    -- so the target builds the head from its own names, as for indexes
+    SELECT 8, 'u', p.oid, 0, 0, p.pronamespace::text, n.nspname, p.proname::text,
+           p.prokind::text, x.args, x.ident,
+           CASE WHEN pg_catalog.left(x.d, pg_catalog.length(x.head)) = x.head
+                THEN pg_catalog.substr(x.d, pg_catalog.length(x.head) + 1) END,
+           NULL, NULL, NULL, NULL, NULL, NULL
+      FROM pg_catalog.pg_proc p JOIN nsp n ON n.oid = p.pronamespace
+      JOIN pg_catalog.pg_language l ON l.oid = p.prolang AND l.lanpltrusted
+     CROSS JOIN LATERAL (SELECT y.args, y.ident, y.d, 'CREATE OR REPLACE '
+           || CASE WHEN p.prokind = 'p' THEN 'PROCEDURE ' ELSE 'FUNCTION ' END
+           || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname)
+           || '(' || y.args || ')' head
+           FROM (SELECT pg_catalog.pg_get_function_arguments(p.oid) args,
+                        pg_catalog.pg_get_function_identity_arguments(p.oid) ident,
+                        pg_catalog.pg_get_functiondef(p.oid) d) y) x
+     WHERE p.prokind IN ('f', 'p') AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+           WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND e.objid = p.oid
+             AND e.deptype = 'e')
+    UNION ALL
+    -- foreign keys as catalog fields, not pg_get_constraintdef's text: it
+    -- names the referenced table, which the target may call otherwise
+    -- (apply_schema). confdelsetcols (ON DELETE SET NULL (cols)) is new
+    -- in PostgreSQL 15: read through jsonb, which older ones lack as NULL.
+    -- A partition's share of a key (conparentid) comes with its parent.
+    SELECT 9, 'f', k.oid, 0, 0, k.conrelid::text, r.nspname, k.conname::text,
+           k.confrelid::text, pg_catalog.array_to_string(k.conkey, ','),
+           pg_catalog.array_to_string(k.confkey, ','), k.confmatchtype::text,
+           k.confupdtype::text, k.confdeltype::text, k.condeferrable::text,
+           k.condeferred::text,
+           (SELECT pg_catalog.string_agg(v, ',') FROM pg_catalog.jsonb_array_elements_text(
+                   CASE WHEN pg_catalog.jsonb_typeof(j.s) = 'array' THEN j.s END) v),
+           k.convalidated::text
+      FROM tab r JOIN pg_catalog.pg_constraint k ON k.conrelid = r.oid AND k.contype = 'f'
+           AND k.conparentid = 0
+     CROSS JOIN LATERAL (SELECT pg_catalog.to_jsonb(k) -> 'confdelsetcols' s) j)
 SELECT pg_catalog.concat(
     (SELECT pg_catalog.string_agg(x::text, E'\n' ORDER BY x.k, x.oid, x.s) FROM tabs x),
     E'\n--\n',

@@ -182,3 +182,7 @@ CREATE TABLE IF NOT EXISTS @schema@.copy (
     FOREIGN KEY (target, seq) REFERENCES @schema@.batch ON DELETE CASCADE
 );
 CREATE INDEX IF NOT EXISTS copy_batch ON @schema@.copy (target, seq, rel_schema, rel_name, ord);
+-- ddl = event-triggers: the delta's schema changes come from the markers
+-- in its events (sql/ddlevent.sql, lib/ddlmark.c); ddl_post then holds
+-- only what no marker recorded.
+ALTER TABLE @schema@.batch ADD COLUMN IF NOT EXISTS ddl_events boolean NOT NULL DEFAULT false;

@@ -107,10 +107,21 @@ load ddl_helper
 	same public.t
 }
 
+# With event triggers each change is recorded where it happened: both
+# cases below come out exact instead of failing.
 @test "a column added and dropped again around a row in one delta fails loudly" {
 	tp_psql "$SRC" "ALTER TABLE public.t ADD COLUMN b int"
 	tp_psql "$SRC" "INSERT INTO public.t VALUES (3, 'three', 33)"
 	tp_psql "$SRC" "ALTER TABLE public.t DROP COLUMN b"
+	if events_mode; then
+		tp_psql "$SRC" "UPDATE public.t SET a = 'drei' WHERE id = 3"
+		run ship
+		assert_success
+		same public.t
+		run columns "$DST" public.t
+		assert_output "id integer not null, a text"
+		return
+	fi
 	run tp-batch -c "$W/src.ini"
 	assert_failure 1
 	assert_output --partial "captured row has 3 columns"
@@ -121,6 +132,16 @@ load ddl_helper
 	tp_psql "$SRC" "INSERT INTO public.t VALUES (3, 'three')"
 	tp_psql "$SRC" "ALTER TABLE public.t RENAME TO old_t"
 	tp_psql "$SRC" "CREATE TABLE public.t (id int PRIMARY KEY, a text)"
+	if events_mode; then
+		tp_psql "$SRC" "INSERT INTO public.t VALUES (1, 'new one'); UPDATE public.old_t SET a = 'old' WHERE id = 3"
+		run ship
+		assert_success
+		same public.t
+		same public.old_t
+		run tp_psql "$DST" "SELECT string_agg(id || a, ',' ORDER BY id) FROM public.old_t"
+		assert_output "1one,2two,3old"
+		return
+	fi
 	run tp-batch -c "$W/src.ini"
 	assert_failure 1
 	assert_output --partial "table public.t was renamed and another table took its name"

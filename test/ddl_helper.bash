@@ -1,6 +1,6 @@
-# Shared by the schema change suites (ddl.bats, ddl2.bats): two databases,
-# a source and a target node with their configs, public.t on both, and
-# helpers to cut, ship and compare.
+# Shared by the schema change suites (ddl.bats, ddl2.bats, ddl3.bats,
+# event-triggers.bats): two databases, a source and a target node with
+# their configs, public.t on both, and helpers to cut, ship and compare.
 # shellcheck shell=bash
 
 setup_file() {
@@ -11,21 +11,36 @@ teardown_file() {
 	tp_cluster_stop
 }
 
-setup() {
-	SRC=src_$BATS_TEST_NUMBER
-	DST=dst_$BATS_TEST_NUMBER
-	tp_createdb "$SRC"
-	tp_createdb "$DST"
-	W=$BATS_TEST_TMPDIR
-	OUTBOX=$W/sspool/outbox/replica
-	INBOX=$W/dspool/inbox/src
+# ddl_pair: the databases and configs, public.t on both sides; nothing
+# installed yet
+ddl_pair() {
+	tp_pair_dbs
 	tp_pair_config "public.*, sales*.*" "exclude = public.tmp_*"
+	ddl_mode_config
 	both "CREATE TABLE public.t (id int PRIMARY KEY, a text)"
 	tp_psql "$SRC" "INSERT INTO public.t VALUES (1, 'one'), (2, 'two')"
 	tp_psql "$DST" "INSERT INTO public.t VALUES (1, 'one'), (2, 'two')"
+}
+
+setup() {
+	ddl_pair
 	tp-install -c "$W/src.ini"
 	tp-install -c "$W/dst.ini"
 }
+
+# TP_DDL_MODE=event-triggers runs the schema change suites in that mode
+# (test/run does, after the diff mode run): the source node then runs as
+# the superuser "admin", which may create event triggers, while the
+# tests' DDL and rows still come from the non-superuser role.
+DDL_MODE=${TP_DDL_MODE:-diff}
+
+ddl_mode_config() {
+	[[ $DDL_MODE == diff ]] && return 0
+	sed -i -e "s/ user=teleport\$/ user=admin/" -e "/^\[node\]/a ddl = $DDL_MODE" "$W/src.ini"
+}
+
+# events_mode: true when the suite runs with ddl = event-triggers
+events_mode() { [[ $DDL_MODE == event-triggers ]]; }
 
 both() {
 	tp_psql "$SRC" "$@"

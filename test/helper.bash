@@ -118,6 +118,18 @@ tp_conninfo() {
 	printf 'host=%s dbname=%s user=teleport\n' "$TP_PGHOST" "$1"
 }
 
+# tp_pair_dbs: a test's two databases, SRC and DST, its folder W, and
+# where its batches wait (OUTBOX on the source, INBOX on the target).
+tp_pair_dbs() {
+	SRC=src_$BATS_TEST_NUMBER
+	DST=dst_$BATS_TEST_NUMBER
+	tp_createdb "$SRC"
+	tp_createdb "$DST"
+	W=$BATS_TEST_TMPDIR
+	OUTBOX=$W/sspool/outbox/replica
+	INBOX=$W/dspool/inbox/src
+}
+
 # tp_pair_config TABLES [LINE...]: the usual pair of nodes for a test, in
 # $W: a token, src.ini (node "src" on database $SRC, spool $W/sspool, one
 # target "replica" with tables TABLES, the extra LINEs, endpoint

@@ -16,13 +16,7 @@ teardown_file() {
 }
 
 setup() {
-	SRC=src_$BATS_TEST_NUMBER
-	DST=dst_$BATS_TEST_NUMBER
-	tp_createdb "$SRC"
-	tp_createdb "$DST"
-	W=$BATS_TEST_TMPDIR
-	OUTBOX=$W/sspool/outbox/replica
-	INBOX=$W/dspool/inbox/src
+	tp_pair_dbs
 	tp_pair_config "public.*, Weird*.*, order.*"
 	BG=
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bats
 # tp-status: the numbers of a known sequence of batch, send, receive and
-# apply runs, on both nodes; JSON and Prometheus renderings; exit 1 past
-# max_lag or after a failed run, 69 without a database; and the outcome
-# record every command leaves.
+# apply runs, on both nodes; JSON and Prometheus renderings; a batch held
+# for a schema change; exit 1 past max_lag or after a failed run, 69
+# without a database; and the outcome record every command leaves.
 
 load helper
 
@@ -53,7 +53,9 @@ known_sequence() {
 	[ "$(field '.node') $(field '.healthy') $(field '.database_up')" = "src true true" ]
 	[ "$(field '.targets | length')" = 1 ]
 	[ "$(field '.targets[0] | [.name, .last_batch.seq, .written, .sent, .unsent_batches,
-		.backlog_events, .ddl_waiting] | @tsv')" = $'replica\t3\t3\t2\t1\t4\t0' ]
+		.backlog_events] | @tsv')" = $'replica\t3\t3\t2\t1\t4' ]
+	# a target's schema waits are known on the target only
+	[ "$(field '.targets[0] | has("ddl_waiting") and .ddl_waiting == null')" = true ]
 	[ "$(field '.targets[0].backlog_bytes')" = \
 		"$(tp_psql "$SRC" "SELECT sum(octet_length(t::text)) FROM public.t WHERE id >= 7")" ]
 	[ "$(field '.targets[0].last_batch.created')" = \
@@ -81,9 +83,11 @@ known_sequence() {
 		"$(tp_psql "$DST" "SELECT to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
 			FROM teleport.applied WHERE source = 'src'")" ]
 	[ "$(field '.sources[0].lag_seconds >= 0')" = true ]
+	[ "$(field '.sources[0] | [.ddl_waiting, .ddl_waiting_since, .ddl_waiting_seconds,
+		.ddl_waiting_sqlstate, .ddl_waiting_reason] | @json')" = '[0,null,0,null,null]' ]
 	[ "$(field '.healthy')" = true ]
 	run -0 tp-status -c "$W/dst.ini"
-	assert_line --regexp '^src +2 +2 [0-9TZ:-]+ +0 +[0-9]+s$'
+	assert_line --regexp '^src +2 +2 [0-9TZ:-]+ +0 +[0-9]+s +-$'
 }
 
 @test "--prometheus writes the textfile atomically, in exposition format" {
@@ -114,6 +118,91 @@ known_sequence() {
 	run -0 tp-status -c "$W/dst.ini" --prometheus "$W/prom/teleport.prom"
 	grep -qx 'teleport_source_received_seq{node="replica",source="src"} 2' "$f"
 	grep -qx 'teleport_source_waiting_batches{node="replica",source="src"} 2' "$f"
+}
+
+# A batch of src held for a missing column "v" on the target: batch 1,
+# received, not applied.
+held_batch() {
+	tp_psql "$DST" "ALTER TABLE public.t DROP COLUMN v"
+	ins 1 2
+	tp-batch -c "$W/src.ini"
+	tp-send -c "$W/src.ini"
+	tp-recv -c "$W/dst.ini" --from "$W/drop"
+	run -75 tp-apply -c "$W/dst.ini"
+}
+
+held_reason='batch src/1 line 2: preparing INSERT INTO "public"."t": 42703: column "v" of relation "t" does not exist'
+
+@test "a batch held for a schema change: its number, SQLSTATE, reason and since" {
+	held_batch
+	local held=$W/dspool/inbox/src/held.json
+	[ "$(jq -r '[.source, .seq, .sqlstate, .reason] | @tsv' "$held")" = $'src\t1\t42703\t'"$held_reason" ]
+	run -0 tp-status -c "$W/dst.ini" --json
+	[ "$(field '.sources[0] | [.applied, .waiting_batches, .ddl_waiting, .ddl_waiting_sqlstate,
+		.ddl_waiting_reason] | @tsv')" = $'0\t1\t1\t42703\t'"$held_reason" ]
+	# since: when the run that found it held ran, as the record says
+	[ "$(field '.sources[0].ddl_waiting_since')" = "$(jq -r .since "$held")" ]
+	[ "$(jq -r --arg s "$(jq -r .since "$held")" '.start <= $s and $s <= .end' \
+		"$W/dspool/state/tp-apply.json")" = true ]
+	[ "$(field '.healthy')" = true ]                 # not for longer than max_lag yet
+	run -0 tp-status -c "$W/dst.ini"
+	assert_line --regexp '^src +1 +0 [0-9TZ:-]+ +1 +[0-9]+s +1$'
+	assert_line --regexp "^  src: batch 1 waits for a schema change since [0-9TZ:-]+ \([0-9dhms]+\): "
+	assert_line --partial ": $held_reason"
+}
+
+@test "a schema wait longer than max_lag is unhealthy; since is kept across runs; cleared once applied" {
+	held_batch
+	local held=$W/dspool/inbox/src/held.json prom=$W/m.prom
+	# pretend the wait began long ago: the next run, held again, keeps that
+	jq '.since = "2001-02-03T04:05:06Z"' "$held" > "$W/x" && mv "$W/x" "$held"
+	run -75 tp-apply -c "$W/dst.ini"
+	[ "$(jq -r '[.seq, .since] | @tsv' "$held")" = $'1\t2001-02-03T04:05:06Z' ]
+	run -1 tp-status -c "$W/dst.ini" --json
+	[ "$(field '.sources[0] | [.ddl_waiting, .ddl_waiting_since] | @tsv')" = $'1\t2001-02-03T04:05:06Z' ]
+	[ "$(field '(.time | fromdateiso8601) - 981173106 == .sources[0].ddl_waiting_seconds')" = true ]
+	[ "$(jq -r --arg r "$held_reason" '.problems == ["source src: batch 1 has waited "
+		+ (.sources[0].ddl_waiting_seconds | tostring)
+		+ "s for a schema change, more than max_lag 600s: " + $r]' <<< "$output")" = true ]
+	run -1 tp-status -c "$W/dst.ini"
+	assert_line --index 0 --regexp '^node replica at .*: UNHEALTHY$'
+	[ "$(grep '^  src: ' <<< "$output" | sed -E 's/ \([0-9dhms]+\): / (AGE): /')" = \
+		"  src: batch 1 waits for a schema change since 2001-02-03T04:05:06Z (AGE): $held_reason" ]
+	run -1 tp-status -c "$W/dst.ini" --prometheus "$prom"
+	run -1 grep -vE '^(# (HELP|TYPE) [a-z_]+ .+|[a-z_]+\{([a-z]+="[^"]*",?)+\} -?[0-9.e+]+)$' "$prom"
+	local name
+	for name in teleport_source_ddl_waiting_seq teleport_source_ddl_waiting_seconds; do
+		grep -qx "# TYPE $name gauge" "$prom"
+		grep -q "^# HELP $name " "$prom"
+	done
+	grep -qx 'teleport_source_ddl_waiting_seq{node="replica",source="src"} 1' "$prom"
+	grep -qxE 'teleport_source_ddl_waiting_seconds\{node="replica",source="src"\} [1-9][0-9]*' "$prom"
+	# the column arrives: the batch applies, the wait is over
+	tp_psql "$DST" "ALTER TABLE public.t ADD COLUMN v text"
+	run -0 tp-apply -c "$W/dst.ini"
+	[ ! -e "$held" ]
+	run -0 tp-status -c "$W/dst.ini" --json --prometheus "$prom"
+	[ "$(field '.sources[0] | [.applied, .ddl_waiting, .ddl_waiting_since, .ddl_waiting_seconds,
+		.ddl_waiting_sqlstate, .ddl_waiting_reason] | @json')" = '[1,0,null,0,null,null]' ]
+	[ "$(field '.healthy')" = true ]
+	grep -qx 'teleport_source_ddl_waiting_seq{node="replica",source="src"} 0' "$prom"
+	grep -qx 'teleport_source_ddl_waiting_seconds{node="replica",source="src"} 0' "$prom"
+	run -0 tp-status -c "$W/dst.ini"
+	assert_line --regexp '^src +1 +1 [0-9TZ:-]+ +0 +[0-9]+s +-$'
+	refute_line --regexp '^  src: '
+}
+
+@test "a hold record the ledger has passed is stale: ignored, then removed by tp-apply" {
+	held_batch
+	local held=$W/dspool/inbox/src/held.json
+	cp "$held" "$W/held.copy"
+	tp_psql "$DST" "ALTER TABLE public.t ADD COLUMN v text"
+	run -0 tp-apply -c "$W/dst.ini"
+	cp "$W/held.copy" "$held"                  # as if a run died before removing it
+	run -0 tp-status -c "$W/dst.ini" --json
+	[ "$(field '.sources[0] | [.applied, .ddl_waiting] | @tsv')" = $'1\t0' ]
+	run -0 tp-apply -c "$W/dst.ini"
+	[ ! -e "$held" ]
 }
 
 @test "exit 1 once the oldest undelivered change is older than max_lag" {

@@ -1,6 +1,7 @@
 /*
  * test_outcome.c - unit tests of lib/outcome.c (the run record: times,
- * error streaks, the last error line from log.c) and lib/spoolstat.c.
+ * error streaks, the last error line from log.c), lib/hold.c (the record
+ * of a stream held for a schema change) and lib/spoolstat.c.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "hold.h"
 #include "log.h"
 #include "outcome.h"
 #include "spoolstat.h"
@@ -57,6 +59,43 @@ static void records(tp_config *cfg)
 	ok(outcome_read("/nonexistent/x.json", &o) < 0, "missing record: -1");
 }
 
+static void write_file(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	if (fp) {
+		fputs(text, fp);
+		fclose(fp);
+	}
+}
+
+static void holds(void)
+{
+	char path[PATH_MAX];
+	tp_hold h = { 42, 981173106, 981173166, "42703", "COPY: 42703: column \"b\" \xc3\xa9" };
+	tp_hold back;
+
+	is_int(hold_read(dir, "src", &back), 0, "no record: 0");
+	ok(back.seq == 0 && !back.reason, "... and nothing in it");
+	ok(hold_write(dir, "src", &h) == 0, "record written (its folder made)");
+	is_int(hold_read(dir, "src", &back), 1, "and read back");
+	ok(back.seq == 42 && back.since == 981173106 && back.last_try == 981173166,
+	   "seq, since, last try");
+	is_str(back.sqlstate, "42703", "sqlstate");
+	is_str(back.reason, h.reason, "reason, quotes and UTF-8 intact");
+	hold_clear(&back);
+	is_int(hold_read(dir, "other", &back), 0, "another source has none");
+	ok(hold_path(dir, "src", path, sizeof path), "its path");
+	write_file(path, "{\"source\": \"elsewhere\", \"seq\": 3}");
+	ok(hold_read(dir, "src", &back) < 0 && back.seq == 0, "another source's record: refused");
+	write_file(path, "{\"source\": \"src\", \"seq\": 0}");
+	ok(hold_read(dir, "src", &back) < 0, "seq 0: refused");
+	write_file(path, "not json");
+	ok(hold_read(dir, "src", &back) < 0, "garbage: refused");
+	ok(hold_remove(dir, "src") == 0 && access(path, F_OK) < 0, "removed");
+	ok(hold_remove(dir, "src") == 0, "removing none is fine");
+}
+
 static void stats(void)
 {
 	char sub[256], f[512];
@@ -94,6 +133,7 @@ int main(void)
 	cfg.spool = dir;
 	times();
 	records(&cfg);
+	holds();
 	stats();
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd) != 0)
