@@ -23,7 +23,7 @@ typedef struct ddl_stmt {
 	const char *before;     /* run first, without parameters (a SET LOCAL) */
 	const char *skip_sql;   /* the statement is skipped when this returns a row */
 	const char *skip_p[2];
-	const char *p[2];       /* the statement's own parameters */
+	const char *p[3];       /* the statement's own parameters */
 	int np;
 	char *own[4];           /* strings the above point to, freed after */
 	bool early;             /* a new enum label (applyddl.c, apply_ddl_line) */

@@ -10,7 +10,7 @@
  *   n OID NAME                                  schema
  *   r OID NSPOID SCHEMA NAME NATTS              table (NATTS: relnatts,
  *                                               dropped columns included)
- *   a RELOID ATTNUM NAME TYPE NOTNULL DEFAULT GENERATED
+ *   a RELOID ATTNUM NAME TYPE NOTNULL DEFAULT GENERATED IDENTITY IDVALUE
  *   p RELOID CONOID NAME ATTNUM,ATTNUM,...      primary key
  *
  * and the other objects (ddl_obj), each "KIND OID OWNER SCHEMA NAME
@@ -63,6 +63,8 @@ typedef struct ddl_col {
 	char *name, *type;
 	char *def;              /* default or generation expression, or NULL */
 	bool notnull, generated;
+	char identity;          /* 'a' (ALWAYS), 'd' (BY DEFAULT) or 0 */
+	char *idvalue;          /* the identity sequence's last value, or NULL */
 } ddl_col;
 
 typedef struct ddl_rel {

@@ -47,7 +47,7 @@ static void describe_row(const raw_row *r, const tp_target *t, strbuf *out, strb
 {
 	int kind = atoi(rs(r, 0));
 	const char *oid = rs(r, 1);
-	int nf = kind == 1 ? 1 : kind == 2 ? 4 : kind == 3 ? 5 : 3;
+	int nf = kind == 1 ? 1 : kind == 2 ? 4 : kind == 3 ? 7 : 3;
 	char key[24];
 
 	if (kind < 1 || kind > 4)
@@ -250,6 +250,7 @@ void ddl_cat_free(ddl_cat *c)
 			free(r->cols[j].name);
 			free(r->cols[j].type);
 			free(r->cols[j].def);
+			free(r->cols[j].idvalue);
 		}
 		free(r->cols);
 		free(r->schema);
@@ -427,8 +428,11 @@ static int parse_line(ddl_cat *c, char **f, int n)
 	if (f[0][0] != 'a' || n < 8 || !f[2] || !f[3] || !f[4] || !f[5] || !f[7])
 		return -1;
 	r->cols = xrealloc(r->cols, (r->ncols + 1) * sizeof *r->cols);
+	/* identity and its value: absent from descriptions stored before them */
 	r->cols[r->ncols++] = (ddl_col){ atoi(f[2]), xstrdup(f[3]), xstrdup(f[4]),
-					  dup_field(f[6]), f[5][0] == 't', f[7][0] == 't' };
+					  dup_field(f[6]), f[5][0] == 't', f[7][0] == 't',
+					  n > 8 && f[8] ? f[8][0] : '\0',
+					  n > 9 ? dup_field(f[9]) : NULL };
 	return 0;
 }
 

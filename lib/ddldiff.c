@@ -78,13 +78,28 @@ static void diff_schemas(const ddl_cat *lo, const ddl_cat *hi, items *it)
 			item(it, PH_NSP_CREATE, "schema", 1, hi->nsps[i].name);
 }
 
-/* ADD COLUMN for c of table r (hi names). */
-static void add_column(items *it, const ddl_rel *r, const ddl_col *c)
+/*
+ * An identity column's identity and its sequence's value, after the rows
+ * and NOT NULL (which an identity needs): so a target promoted after a
+ * failover goes on after the ids the source handed out.
+ */
+static void add_identity(items *it, const ddl_rel *r, const ddl_col *c)
 {
-	item(it, PH_COL_ADD, "column", 6, r->schema, r->name, c->name, c->type, c->def,
+	item(it, PH_SEQ_POST, "column-identity", 4, r->schema, r->name, c->name, "t");
+	if (c->idvalue)
+		item(it, PH_SEQ_POST, "column-identity-value", 4, r->schema, r->name, c->name,
+		     c->idvalue);
+}
+
+/* ADD COLUMN for c of table r (hi names), in phase ph. */
+static void add_column(items *it, enum ddl_phase ph, const ddl_rel *r, const ddl_col *c)
+{
+	item(it, ph, "column", 6, r->schema, r->name, c->name, c->type, c->def,
 	     c->generated ? "t" : "f");
 	if (c->notnull)
 		item(it, PH_NOTNULL_SET, "column-notnull", 4, r->schema, r->name, c->name, "t");
+	if (c->identity)
+		add_identity(it, r, c);
 }
 
 static void add_pkey(items *it, const ddl_rel *r)
@@ -112,13 +127,8 @@ static void create_table(items *it, const ddl_rel *r)
 {
 	/* the table and its columns in one phase, in this order */
 	item(it, PH_TAB_CREATE, "table", 2, r->schema, r->name);
-	for (size_t i = 0; i < r->ncols; i++) {
-		const ddl_col *c = &r->cols[i];
-		item(it, PH_TAB_CREATE, "column", 6, r->schema, r->name, c->name, c->type,
-		     c->def, c->generated ? "t" : "f");
-		if (c->notnull)
-			item(it, PH_NOTNULL_SET, "column-notnull", 4, r->schema, r->name, c->name, "t");
-	}
+	for (size_t i = 0; i < r->ncols; i++)
+		add_column(it, PH_TAB_CREATE, r, &r->cols[i]);
 	if (r->pk_oid)
 		add_pkey(it, r);
 }
@@ -143,6 +153,12 @@ static void diff_column(items *it, const ddl_rel *o, const ddl_rel *n,
 	if (oc->notnull != nc->notnull)
 		item(it, nc->notnull ? PH_NOTNULL_SET : PH_NOTNULL_DROP, "column-notnull", 4,
 		     s, t, nc->name, nc->notnull ? "t" : "f");
+	if (!oc->identity && nc->identity)
+		add_identity(it, n, nc);
+	else if (oc->identity && !nc->identity)
+		item(it, PH_COL_DEFAULT, "column-identity", 4, s, t, nc->name, "f");
+	else if (nc->identity && nc->idvalue && str_differ(oc->idvalue, nc->idvalue))
+		item(it, PH_SEQ_POST, "column-identity-value", 4, s, t, nc->name, nc->idvalue);
 	(void)o;
 }
 
@@ -185,7 +201,7 @@ static void diff_table(const ddl_cat *hi, items *it, const ddl_rel *o, const ddl
 	}
 	for (size_t i = 0; i < n->ncols; i++)
 		if (!ddl_col_find(o, n->cols[i].attnum))
-			add_column(it, n, &n->cols[i]);
+			add_column(it, PH_COL_ADD, n, &n->cols[i]);
 }
 
 void ddl_diff(const ddl_cat *lo, const ddl_cat *hi, strbuf *pre, strbuf *post)

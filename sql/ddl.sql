@@ -37,23 +37,34 @@ rel AS (
        AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid
                       AND t.tgfoid = '@schema@.capture()'::pg_catalog.regprocedure
                       AND (t.tgtype & 1) = 1)),
-tabs (k, oid, s, f1, f2, f3, f4, f5) AS (
-    SELECT 1, n.oid, 0, n.nspname::text, NULL::text, NULL::text, NULL::text, NULL::text
+-- a column: name, type, NOT NULL, default, generated, identity (a, d
+-- or NULL) and its sequence's last value (the identity's own sequence,
+-- bound to the column by an internal dependency)
+tabs (k, oid, s, f1, f2, f3, f4, f5, f6, f7) AS (
+    SELECT 1, n.oid, 0, n.nspname::text, NULL::text, NULL::text, NULL::text, NULL::text,
+           NULL::text, NULL::text
       FROM nsp n
     UNION ALL
     SELECT 2, r.oid, 0, r.relnamespace::text, r.nspname::text, r.relname::text,
-           r.relnatts::text, NULL
+           r.relnatts::text, NULL, NULL, NULL
       FROM rel r
     UNION ALL
     SELECT 3, a.attrelid, a.attnum, a.attname::text,
            pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull::text,
-           pg_catalog.pg_get_expr(d.adbin, d.adrelid), (a.attgenerated <> '')::text
+           pg_catalog.pg_get_expr(d.adbin, d.adrelid), (a.attgenerated <> '')::text,
+           NULLIF(a.attidentity::text, ''),
+           CASE WHEN pg_catalog.has_sequence_privilege(q.objid, 'SELECT,USAGE')
+                THEN pg_catalog.pg_sequence_last_value(q.objid::pg_catalog.regclass)::text END
       FROM rel r JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid
            AND a.attnum > 0 AND NOT a.attisdropped
       LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+      LEFT JOIN pg_catalog.pg_depend q
+             ON a.attidentity <> '' AND q.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+            AND q.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+            AND q.refobjid = a.attrelid AND q.refobjsubid = a.attnum AND q.deptype = 'i'
     UNION ALL
     SELECT 4, k.conrelid, 0, k.oid::text, k.conname::text,
-           pg_catalog.array_to_string(k.conkey, ','), NULL, NULL
+           pg_catalog.array_to_string(k.conkey, ','), NULL, NULL, NULL, NULL
       FROM rel r JOIN pg_catalog.pg_constraint k ON k.conrelid = r.oid AND k.contype = 'p'),
 typ AS (
     SELECT t.*, n.nspname FROM pg_catalog.pg_type t JOIN nsp n ON n.oid = t.typnamespace
