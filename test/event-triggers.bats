@@ -130,14 +130,14 @@ clock_held() {
 	run ship
 	assert_success
 	tp_psql "$SRC" "BEGIN; ALTER TABLE public.t ADD COLUMN b int; INSERT INTO public.t VALUES (3, 'three', 3);
-		SELECT pg_sleep(3); COMMIT" &
+		SELECT pg_sleep(6); COMMIT" &
 	first=$!
 	clock_held
 	# read committed: waits, then sees b
 	tp_psql "$SRC" "ALTER TABLE public.u ADD COLUMN c int; INSERT INTO public.u VALUES (1, 0, 1)"
 	wait "$first"
 	# repeatable read with a snapshot older than a concurrent change: refused
-	tp_psql "$SRC" "BEGIN; ALTER TABLE public.t ADD COLUMN d int; SELECT pg_sleep(3); COMMIT" &
+	tp_psql "$SRC" "BEGIN; ALTER TABLE public.t ADD COLUMN d int; SELECT pg_sleep(6); COMMIT" &
 	first=$!
 	clock_held
 	run tp_psql "$SRC" "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1; ALTER TABLE public.u ADD COLUMN e int; COMMIT"
