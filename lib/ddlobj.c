@@ -449,6 +449,12 @@ static void create_obj(const ddl_cat *hi, ddl_items *it, const ddl_obj *n)
  * return type) or CREATE EXTENSION IF NOT EXISTS (which would keep the
  * old one), and remove the new one.
  */
+/* Do objects of kinds a and b share one namespace of names? (types do) */
+static bool same_names(char a, char b)
+{
+	return a == b || (strchr("ecd", a) && strchr("ecd", b));
+}
+
 static bool recreated(const ddl_cat *lo, const ddl_cat *hi, const ddl_obj *o)
 {
 	const char *mid = mid_schema(hi, o);
@@ -456,20 +462,28 @@ static bool recreated(const ddl_cat *lo, const ddl_cat *hi, const ddl_obj *o)
 	for (size_t i = 0; i < hi->nobjs; i++) {
 		const ddl_obj *n = &hi->objs[i];
 
-		if (n->kind == o->kind && strcmp(n->name, o->name) == 0 &&
-		    (o->kind == 'x' || (strcmp(n->schema, mid) == 0 && !differ(n->f[2], o->f[2]))) &&
+		if (same_names(n->kind, o->kind) && strcmp(n->name, o->name) == 0 &&
+		    (o->kind == 'x' || (strcmp(n->schema, mid) == 0 &&
+					(o->kind != 'u' || !differ(n->f[2], o->f[2])))) &&
 		    !ddl_obj_find(lo, n->kind, n->oid))
 			return true;
 	}
 	return false;
 }
 
+/*
+ * A type or sequence dropped and made again under its name in one delta
+ * goes right before the types (or sequences) are created, as above: late,
+ * it would remove the new one, whose creation the old one's name made the
+ * target skip. (If a column still uses the old one there, the drop fails
+ * loudly; ddl = event-triggers orders such changes exactly.)
+ */
 static void drop_obj(const ddl_cat *lo, const ddl_cat *hi, ddl_items *it, const ddl_obj *o)
 {
 	static const enum ddl_phase ph[] = { PH_ENUM_DROP, PH_COMPOSITE_DROP, PH_DOMAIN_DROP,
 					     PH_SEQ_DROP };
 	const char *p = strchr("ecds", o->kind);
-	bool again = (o->kind == 'x' || o->kind == 'u') && recreated(lo, hi, o);
+	bool again = o->kind && strchr("xuecds", o->kind) && recreated(lo, hi, o);
 	char kind[32];
 
 	if (o->kind == 'x')
@@ -481,7 +495,8 @@ static void drop_obj(const ddl_cat *lo, const ddl_cat *hi, ddl_items *it, const 
 	if (!p || !o->kind)
 		return;
 	snprintf(kind, sizeof kind, "%s-drop", class_of(o->kind));
-	ddl_item(it, ph[p - "ecds"], kind, 2, mid_schema(hi, o), o->name);
+	ddl_item(it, !again ? ph[p - "ecds"] : o->kind == 's' ? PH_SEQ_CREATE : PH_ENUM_CREATE,
+		 kind, 2, mid_schema(hi, o), o->name);
 }
 
 static void change_obj(const ddl_cat *hi, ddl_items *it, const ddl_obj *o, const ddl_obj *n)

@@ -238,3 +238,32 @@ identity() {
 	run -0 tp_psql "$DST" "INSERT INTO public.t (a) VALUES ('on the target') RETURNING id"
 	assert_output 102
 }
+
+@test "a type and a sequence dropped and made again under their names in one delta" {
+	tp_psql "$SRC" "CREATE TYPE public.kind AS ENUM ('a', 'b'); CREATE SEQUENCE public.counter"
+	run ship
+	assert_success
+	tp_psql "$SRC" "DROP TYPE public.kind; CREATE TYPE public.kind AS ENUM ('x', 'y', 'z');
+		DROP SEQUENCE public.counter; CREATE SEQUENCE public.counter START 500 INCREMENT 5"
+	tp_psql "$SRC" "ALTER TABLE public.t ADD COLUMN k public.kind; UPDATE public.t SET k = 'z' WHERE id = 1"
+	run ship
+	assert_success
+	same public.t
+	assert_equal "$(labels "$DST" public.kind)" "x,y,z"
+	run -0 tp_psql "$DST" "SELECT seqstart || ' ' || seqincrement FROM pg_sequence
+		WHERE seqrelid = 'public.counter'::regclass"
+	assert_output "500 5"
+	# a domain in the enum's place
+	tp_psql "$SRC" "ALTER TABLE public.t DROP COLUMN k; DROP TYPE public.kind;
+		CREATE DOMAIN public.kind AS int CHECK (VALUE > 0)"
+	run ship
+	assert_success
+	# (a column dropped and another of as many columns added in one delta
+	# is ambiguous in diff mode: a cut in between)
+	tp_psql "$SRC" "ALTER TABLE public.t ADD COLUMN k public.kind; UPDATE public.t SET k = 7 WHERE id = 2"
+	run ship
+	assert_success
+	same public.t
+	run -0 tp_psql "$DST" "SELECT typtype FROM pg_type WHERE oid = 'public.kind'::regtype"
+	assert_output d
+}

@@ -59,8 +59,7 @@ cut() {
 }
 
 ship() {
-	cut "$@"
-	tp-apply -c "$W/dst.ini"
+	cut "$@" && tp-apply -c "$W/dst.ini"
 }
 
 # columns DB TABLE: name, type, NOT NULL, default of each column
