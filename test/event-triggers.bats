@@ -162,3 +162,26 @@ clock_held() {
 	run -0 tp-batch -c "$W/src.ini"
 	assert_output ""
 }
+
+@test "a table that a changed glob now matches arrives whole: tp-install equips it, the cut copies it" {
+	run -0 tp-install -c "$W/src.ini"
+	tp-install -c "$W/dst.ini"
+	tp_psql "$SRC" "CREATE SCHEMA late; CREATE TABLE late.x (id int PRIMARY KEY, v text);
+		INSERT INTO late.x SELECT g, 'v' || g FROM generate_series(1, 20) g"
+	run ship
+	assert_success
+	run -0 tp_psql "$DST" "SELECT pg_catalog.to_regclass('late.x')"
+	assert_output ""
+	sed -i 's/^tables = public.\*, sales\*.\*$/tables = public.*, sales*.*, late.*/' "$W/src.ini"
+	run -0 tp-install -c "$W/src.ini"
+	tp_psql "$SRC" "UPDATE late.x SET v = 'changed' WHERE id = 1; DELETE FROM late.x WHERE id = 2"
+	run ship
+	assert_success
+	same late.x
+	run -0 tp_psql "$DST" "SELECT count(*) FROM late.x"
+	assert_output 19
+	tp_psql "$SRC" "INSERT INTO late.x VALUES (21, 'after')"
+	run ship
+	assert_success
+	same late.x
+}
