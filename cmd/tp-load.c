@@ -15,13 +15,17 @@
 #include "tp.h"
 
 static const char usage[] =
-	"usage: tp-load [-c FILE] [-v|-q] [--outbox] [--fresh] [--batch-size SIZE] TARGET [TABLE...]\n"
+	"usage: tp-load [-c FILE] [-v|-q] [--outbox] [--fresh] [--batch-size SIZE]\n"
+	"               [--no-schema] [--rebuild-indexes] TARGET [TABLE...]\n"
 	"Copy the tables of TARGET (or the named schema.table ones) in one snapshot\n"
 	"into load batches that hand over exactly to the change stream.\n"
 	"  -c, --config FILE      config file (default $TP_CONFIG, /etc/teleport/tp.ini)\n"
 	"  -o, --outbox           write the batches into the outbox, not to stdout\n"
 	"  -f, --fresh            load tables loaded before, too\n"
 	"  -b, --batch-size SIZE  rows per load batch, in bytes (default 256M)\n"
+	"  -n, --no-schema        leave out the schema part (what creates the tables)\n"
+	"  -r, --rebuild-indexes  the target drops indexes and foreign keys of the loaded\n"
+	"                         tables and builds them again after the rows\n"
 	"  -v, --verbose          more log; -q, --quiet: errors only\n"
 	"  -h, --help             this text; -V, --version: the version\n"
 	"Run tp-install first. Example:\n"
@@ -34,17 +38,23 @@ static int parse_args(int argc, char **argv, tp_cli *cli, load_opts *o)
 		CLI_COMMON_LONG,
 		{ "outbox", no_argument, NULL, 'o' },
 		{ "fresh", no_argument, NULL, 'f' },
+		{ "no-schema", no_argument, NULL, 'n' },
+		{ "rebuild-indexes", no_argument, NULL, 'r' },
 		{ "batch-size", required_argument, NULL, 'b' },
 		{ NULL, 0, NULL, 0 }
 	};
 	int opt, rc;
 	long size;
 
-	while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "ofb:", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "ofb:nr", longopts, NULL)) != -1) {
 		if (opt == 'o') {
 			o->outbox = true;
 		} else if (opt == 'f') {
 			o->fresh = true;
+		} else if (opt == 'n') {
+			o->no_schema = true;
+		} else if (opt == 'r') {
+			o->rebuild_indexes = true;
 		} else if (opt == 'b') {
 			if ((size = parse_size(optarg)) <= 0) {
 				log_error("--batch-size %s: not a size (like 64M)", optarg);

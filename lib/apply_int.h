@@ -121,6 +121,14 @@ typedef struct load_apply {
 int load_apply_inbox(load_apply *la);
 
 /*
+ * applyrebuild.c, tp-load --rebuild-indexes: drop the loaded tables'
+ * foreign keys and the indexes no constraint owns, keeping in *saved how
+ * to build them again; rebuild_create builds them (PQclear saved after).
+ */
+int rebuild_drop(load_apply *la, PGresult **saved);
+int rebuild_create(load_apply *la, PGresult *saved);
+
+/*
  * e[0..n): a source's inbox entries from the one that cannot be applied
  * yet. If a batch there says that the numbers from *last + 1 on are void
  * (a load that never finished), record that in the ledger, move *last to

@@ -173,8 +173,47 @@ static int truncate_tables(load_apply *la)
 	return rc;
 }
 
-/* One part's lines through the engine; the reader verifies it at the end. */
-static int part_stream(load_apply *la, const char *path, char digest[65], uint64_t *events)
+/*
+ * The load's schema part, first of all: the S lines that open part 1
+ * create what the target lacks (tp-load(1)), so that the TRUNCATE finds
+ * the tables. *nlines: how many, for part_stream to pass over.
+ */
+static int schema_first(load_apply *la, const char *path, uint64_t *nlines)
+{
+	part_file p = { -1, NULL, NULL };
+	char label[160], *line;
+	size_t len;
+	int n = 0, rc = part_open(la, &p, path, la->key);
+
+	*nlines = 0;
+	if (rc == TP_OK) {
+		snprintf(label, sizeof(label), "%s/%" PRIu64, la->source, p.h->seq);
+		engine_begin(la->eng, label);
+	}
+	while (rc == TP_OK && (n = batch_reader_next(p.r, &line, &len)) > 0 && line[0] == 'S')
+		rc = engine_line(la->eng, line, len, ++*nlines);
+	if (rc == TP_OK && n < 0) {
+		log_error("batch %s: bad batch: %s", label, batch_reader_error(p.r));
+		rc = TP_EDATA;
+	}
+	if (rc == TP_OK)
+		rc = engine_finish(la->eng);
+	if (rc == APPLY_EARLY) {
+		log_error("batch %s: bad batch: a load's schema part adds enum labels", label);
+		rc = TP_EDATA;
+	}
+	if (rc == TP_EDATA)
+		snprintf(la->bad_path, sizeof(la->bad_path), "%s", path);
+	part_close(&p);
+	return rc;
+}
+
+/*
+ * One part's lines through the engine, the first skip of them passed
+ * over (done by schema_first); the reader verifies it at the end.
+ */
+static int part_stream(load_apply *la, const char *path, uint64_t skip, char digest[65],
+		       uint64_t *events)
 {
 	part_file p = { -1, NULL, NULL };
 	char label[160], *line;
@@ -192,9 +231,11 @@ static int part_stream(load_apply *la, const char *path, char digest[65], uint64
 			rc = TP_EDATA;
 		} else if (apply_stop) {
 			rc = TP_ETEMP;
-		} else if (line[0] != '=' && line[0] != 'I') {
-			log_error("batch %s line %" PRIu64 ": bad batch: a load holds inserts only",
-				  label, lineno + 1);
+		} else if (lineno < skip) {
+			lineno++;
+		} else if (line[0] != '=' && line[0] != 'I' && line[0] != 'S') {
+			log_error("batch %s line %" PRIu64 ": bad batch: a load holds inserts and"
+				  " schema changes only", label, lineno + 1);
 			rc = TP_EDATA;
 		} else {
 			rc = engine_line(la->eng, line, len, ++lineno);
@@ -247,15 +288,24 @@ static int load_txn(load_apply *la, strbuf *paths, size_t n)
 {
 	uint64_t *seqs = xcalloc(n, sizeof(*seqs)), *events = xcalloc(n, sizeof(*events)), rows = 0;
 	char (*digests)[65] = xcalloc(n, sizeof(*digests));
+	uint64_t schema_lines = 0;
+	PGresult *saved = NULL;
 	int rc = txn_begin(la);
 
 	if (rc == TP_OK)
+		rc = schema_first(la, paths[0].buf, &schema_lines);
+	if (rc == TP_OK)
 		rc = truncate_tables(la);
+	if (rc == TP_OK && la->h->rebuild_indexes)
+		rc = rebuild_drop(la, &saved);
 	for (size_t i = 0; i < n && rc == TP_OK; i++) {
 		seqs[i] = la->h->seq + i;
-		rc = part_stream(la, paths[i].buf, digests[i], &events[i]);
+		rc = part_stream(la, paths[i].buf, i ? 0 : schema_lines, digests[i], &events[i]);
 		rows += events[i];
 	}
+	if (rc == TP_OK && saved)
+		rc = rebuild_create(la, saved);
+	PQclear(saved);
 	if (rc == TP_OK)
 		rc = ledger_write(la, seqs, digests, events, n);
 	if (rc != TP_OK)

@@ -89,6 +89,7 @@ static void header_copy(batch_header *dst, const batch_header *src)
 	dst->load = src->load ? xstrdup(src->load) : NULL;
 	dst->part = src->part;
 	dst->last = src->last;
+	dst->rebuild_indexes = src->rebuild_indexes;
 	dst->void_from = src->void_from;
 	dst->ntables = src->ntables;
 	dst->tables = src->ntables ? xcalloc(2 * src->ntables, sizeof(char *)) : NULL;
@@ -146,6 +147,8 @@ static void extra_json(strbuf *out, const batch_header *h)
 		}
 		strbuf_adds(out, "\n  ]");
 	}
+	if (h->rebuild_indexes)
+		strbuf_adds(out, ",\n  \"rebuild_indexes\": true");
 	if (h->void_from)
 		strbuf_addf(out, ",\n  \"void_from\": %" PRIu64, h->void_from);
 }
@@ -191,6 +194,9 @@ static const char *extra_parse(const json_doc *d, batch_header *h)
 	const char *bad = tables >= 0 ? tables_parse(d, tables, h) : NULL;
 	if (bad)
 		return bad;
+	if (json_get(d, o, "rebuild_indexes") >= 0 &&
+	    (tables < 0 || !json_bool(d, o, "rebuild_indexes", &h->rebuild_indexes)))
+		return "bad \"rebuild_indexes\"";
 	if (json_get(d, o, "void_from") >= 0 &&
 	    (!json_u64(d, o, "void_from", &h->void_from) || h->void_from == 0 ||
 	     h->void_from >= h->seq))

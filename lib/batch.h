@@ -58,6 +58,7 @@ typedef struct batch_header {
 	bool last;           /* the load's final part */
 	char **tables;       /* part 1: loaded tables, schema and name pairs */
 	size_t ntables;      /* pairs in tables */
+	bool rebuild_indexes; /* part 1: indexes and foreign keys rebuilt after the rows */
 	/* Numbers void_from .. seq-1 belonged to a load that never finished
 	 * and are void; 0 when seq follows the previous batch. */
 	uint64_t void_from;

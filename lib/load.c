@@ -13,6 +13,7 @@
 #include "batcher_int.h"
 #include "copytext.h"
 #include "db.h"
+#include "ddl.h"
 #include "filecopy.h"
 #include "load_int.h"
 #include "lock.h"
@@ -106,6 +107,34 @@ static int snapshot_take(load_ctx *lc)
 	lc->load_id = xstrdup(PQgetvalue(res, 0, 1));
 	lc->created = xstrdup(PQgetvalue(res, 0, 2));
 	PQclear(res);
+	return TP_OK;
+}
+
+/*
+ * The schema part: every object the target replicates, described in S,
+ * as the schema changes that create it from nothing (ddl.h). The target
+ * creates what it lacks and skips what it has (tables and columns IF NOT
+ * EXISTS, types, keys, constraints and indexes found by name).
+ */
+static int schema_part(load_ctx *lc)
+{
+	ddl_cat empty = { 0 }, *c;
+	char *text = NULL;
+	int rc;
+
+	if (lc->o->no_schema)
+		return TP_OK;
+	rc = ddl_describe(lc->a, lc->cfg, lc->target, &text);
+	if (rc != TP_OK)
+		return rc;
+	if (!(c = ddl_cat_parse(text))) {
+		log_error("load of %s: the catalog description is malformed", lc->target->name);
+		free(text);
+		return TP_EFAIL;
+	}
+	ddl_diff(&empty, c, &lc->schema_pre, &lc->schema_post);
+	ddl_cat_free(c);
+	free(text);
 	return TP_OK;
 }
 
@@ -444,6 +473,8 @@ static int load_connected(load_ctx *lc, batch_ctx *bc, plan_pos *pos)
 	}
 	if (rc == TP_OK)
 		rc = tables_order(lc);
+	if (rc == TP_OK)
+		rc = schema_part(lc);
 	for (size_t i = 0; i < lc->nt && rc == TP_OK; i++)
 		rc = table_define(lc, &lc->t[i]);
 	if (rc == TP_OK)
@@ -504,6 +535,8 @@ static void ctx_free(load_ctx *lc)
 	free(lc->created);
 	free(lc->done);
 	strbuf_free(&lc->line);
+	strbuf_free(&lc->schema_pre);
+	strbuf_free(&lc->schema_post);
 	if (lc->key) {
 		explicit_bzero(lc->key, strlen(lc->key));
 		free(lc->key);

@@ -43,6 +43,9 @@ typedef struct load_opts {
 	size_t ntables;
 	bool outbox;              /* into the outbox, not to out_fd */
 	bool fresh;               /* load tables loaded before, too */
+	bool no_schema;           /* leave out the schema part (tables, types...) */
+	bool rebuild_indexes;     /* the target drops and rebuilds indexes and
+				     foreign keys around the rows */
 	uint64_t batch_size;      /* bytes of rows per part */
 	int out_fd;               /* the batch stream (a tar), when !outbox */
 } load_opts;

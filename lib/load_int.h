@@ -56,6 +56,8 @@ typedef struct load_ctx {
 	load_done *done;
 	size_t ndone;
 	struct archive *out;       /* the stream on out_fd */
+	/* the schema part: S lines before part 1's rows, after the last's */
+	strbuf schema_pre, schema_post;
 	bool progress;             /* stderr is a terminal */
 } load_ctx;
 

@@ -21,6 +21,7 @@
 #include <archive_entry.h>
 
 #include "db.h"
+#include "ddl.h"
 #include "filecopy.h"
 #include "load_int.h"
 #include "log.h"
@@ -40,6 +41,27 @@ static char **header_tables(const load_ctx *lc)
 	return v;
 }
 
+/* Schema change lines (the load's schema part) into the open part. */
+static int part_lines(load_ctx *lc, const strbuf *text)
+{
+	strbuf line = { 0 };
+	int rc = TP_OK;
+
+	for (const char *p = text->buf; p && *p && rc == TP_OK;) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+
+		if (ddl_remap(p, len, lc->target, &line) &&
+		    batch_writer_line(lc->w, line.buf, line.len) < 0) {
+			log_error("load of %s: %s", lc->target->name, batch_writer_error(lc->w));
+			rc = TP_EFAIL;
+		}
+		p += len + (nl != NULL);
+	}
+	strbuf_free(&line);
+	return rc;
+}
+
 static int part_open(load_ctx *lc, bool last)
 {
 	batch_header h = { "load", lc->cfg->node_name, lc->target->name, 0, "", lc->snap,
@@ -56,6 +78,7 @@ static int part_open(load_ctx *lc, bool last)
 		h.tables = header_tables(lc);
 		h.ntables = lc->nt;
 		h.void_from = lc->void_from;
+		h.rebuild_indexes = lc->o->rebuild_indexes;
 	}
 	lc->fd = fc_tmpfile(lc->dir, "tp-load", lc->tmp);
 	if (lc->fd < 0) {
@@ -75,7 +98,10 @@ static int part_open(load_ctx *lc, bool last)
 		log_error("load of %s: part %" PRIu64 ": %s", lc->target->name, lc->part, err);
 		return TP_EFAIL;
 	}
-	return TP_OK;
+	/* what the target may lack before the rows; what restricts, after */
+	if (lc->part == 1 && part_lines(lc, &lc->schema_pre) != TP_OK)
+		return TP_EFAIL;
+	return last ? part_lines(lc, &lc->schema_post) : TP_OK;
 }
 
 /* Record on C that numbers up to seq may exist downstream. */

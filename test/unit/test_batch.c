@@ -643,6 +643,44 @@ static void test_writer_errors(void)
 	close(fd);
 }
 
+/* ---- a load's first part: its optional header keys ---- */
+
+/* Write an empty load part 1 with rebuild set as given; read it back. */
+static void load_header(bool rebuild, batch_header *back)
+{
+	char *tables[] = { "public", "t", "s p", "Odd \"x\"" };
+	batch_header h = { .kind = "load", .source = "billing", .target = "replica", .seq = 7,
+			   .lo = "", .hi = "110:110:", .created = "2024-01-02T03:04:05Z",
+			   .load = "110-20240102T030405", .part = 1, .tables = tables,
+			   .ntables = 2, .rebuild_indexes = rebuild };
+	int fd = open(path_of("load.tar"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	char err[256] = "", digest[65];
+	batch_limits lim;
+	batch_writer *w = batch_writer_new(fd, TP_COMPRESS_NONE, &h, KEY, KEYLEN, 0, err, sizeof err);
+
+	batch_limits_default(&lim, 0);
+	ok(w && batch_writer_line(w, "S\tschema\tpublic", 15) == 0 && batch_writer_finish(w) == 0,
+	   "load part with a schema line written (rebuild %d)", rebuild);
+	batch_writer_free(w);
+	close(fd);
+	is_int(batch_verify_file(path_of("load.tar"), &lim, KEY, KEYLEN, back, digest, err, sizeof err),
+	       0, "and verified (%s)", err);
+}
+
+static void test_load_header(void)
+{
+	batch_header h = { 0 };
+
+	load_header(true, &h);
+	ok(h.rebuild_indexes && h.ntables == 2 && h.part == 1, "rebuild_indexes read back");
+	is_str(h.ntables == 2 ? h.tables[3] : "", "Odd \"x\"", "tables read back");
+	batch_header_clear(&h);
+	memset(&h, 0, sizeof h);
+	load_header(false, &h);
+	ok(!h.rebuild_indexes, "no rebuild_indexes: false");
+	batch_header_clear(&h);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof dir, "%s/tp-batch-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -655,6 +693,7 @@ int main(void)
 	test_limits();
 	test_hostile();
 	test_writer_errors();
+	test_load_header();
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
