@@ -37,10 +37,22 @@
 
 volatile sig_atomic_t apply_stop;
 
+/*
+ * Set while connected: SIGTERM also cancels the statement in progress
+ * (one waiting for a lock, say), as pg_dump does, so a stop is not kept
+ * waiting; the batch then rolls back. PQcancel may be called from a
+ * signal handler, with the error buffer on the handler's stack.
+ */
+static PGcancel *volatile apply_cancel;
+
 static void on_signal(int sig)
 {
+	char err[256];
+
 	(void)sig;
 	apply_stop = 1;
+	if (apply_cancel)
+		(void)PQcancel(apply_cancel, err, sizeof err);
 }
 
 void apply_signals_init(void)
@@ -514,6 +526,69 @@ static void move_applied(const char *dir, const char *name)
 	strbuf_free(&sub);
 }
 
+/* The digest the apply log keeps for batch seq of src ("" when pruned). */
+static int logged_digest(apply_ctx *c, const tp_source *src, uint64_t seq, char out[65])
+{
+	char seqs[24];
+	const char *params[2] = { src->name, seqs };
+	strbuf sql = { 0 };
+	PGresult *res;
+	int rc;
+
+	snprintf(seqs, sizeof seqs, "%" PRIu64, seq);
+	strbuf_addf(&sql, "SELECT digest FROM %s.apply_log WHERE source = $1 AND seq = $2",
+		    c->schema);
+	res = db_query(c->conn, "reading the apply log", sql.buf, 2, params, &rc);
+	strbuf_free(&sql);
+	if (!res)
+		return rc;
+	snprintf(out, 65, "%s", PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "");
+	PQclear(res);
+	return TP_OK;
+}
+
+/*
+ * A batch under a number applied already: the same batch again goes to
+ * applied/; another one (its manifest's digest differs from the one the
+ * apply log keeps for that number) is a conflict: refused, quarantined,
+ * 65, and the stream goes on, as that number is done.
+ */
+static int applied_again(apply_ctx *c, const tp_source *src, const char *dir,
+			 const spool_entry *e)
+{
+	strbuf path = { 0 };
+	batch_header h = { 0 };
+	char *key = NULL, digest[65], logged[65] = "", err[256] = "";
+	int rc = source_key(src, &key);
+
+	strbuf_addf(&path, "%s/%s", dir, e->name);
+	if (rc == TP_OK && batch_verify_file(path.buf, &c->lim, (unsigned char *)key,
+					     key ? strlen(key) : 0, &h, digest, err, sizeof err) < 0) {
+		log_error("%s: bad batch: %s", path.buf, err);
+		rc = TP_EDATA;
+	}
+	if (rc == TP_OK)
+		rc = logged_digest(c, src, e->seq, logged);
+	if (rc == TP_OK && logged[0] && strcmp(logged, digest) != 0) {
+		log_error("%s: batch %s/%" PRIu64 " conflicts with the batch applied under that"
+			  " number (digest %.12s, applied %.12s)", path.buf, src->name, e->seq,
+			  digest, logged);
+		snprintf(err, sizeof err, "conflicts with the batch applied under its number");
+		rc = TP_EDATA;
+	}
+	if (rc == TP_EDATA)
+		quarantine(c, path.buf, err);
+	else if (rc == TP_OK)
+		move_applied(dir, e->name);
+	batch_header_clear(&h);
+	if (key) {
+		explicit_bzero(key, strlen(key));
+		free(key);
+	}
+	strbuf_free(&path);
+	return rc;
+}
+
 static int inbox_entry(apply_ctx *c, const tp_source *src, const char *dir,
 		       const spool_entry *e, uint64_t *last)
 {
@@ -524,9 +599,7 @@ static int inbox_entry(apply_ctx *c, const tp_source *src, const char *dir,
 	if (e->seq <= *last) {
 		log_debug("batch %s/%" PRIu64 " is applied already: moving %s to applied/",
 			  src->name, e->seq, e->name);
-		if (!c->o->dry_run)
-			move_applied(dir, e->name);
-		return TP_OK;
+		return c->o->dry_run ? TP_OK : applied_again(c, src, dir, e);
 	}
 	if (e->seq != *last + 1) {
 		log_warn("waiting for batch %s/%" PRIu64 " (%s is there already)",
@@ -605,7 +678,7 @@ static int apply_source(apply_ctx *c, const tp_source *src)
 	spool_entry *list = NULL;
 	size_t n = 0;
 	uint64_t last;
-	int rc;
+	int rc, conflict = TP_OK;
 
 	c->held = 0;
 	if ((rc = ledger_read(c, src->name, &last)) != TP_OK)
@@ -618,11 +691,15 @@ static int apply_source(apply_ctx *c, const tp_source *src)
 	for (size_t i = 0; i < n && rc == TP_OK; i++) {
 		if (apply_stop)
 			rc = TP_ETEMP;
+		else if (list[i].seq <= last && !c->o->dry_run)
+			/* a conflict under an old number does not hold the stream up */
+			conflict = tp_exit_worse(conflict, applied_again(c, src, dir.buf, &list[i]));
 		else
 			rc = inbox_entry(c, src, dir.buf, &list[i], &last);
 		while (rc == TP_ETEMP && inbox_void(c, src, dir.buf, &list[i], n - i, &last))
 			rc = inbox_entry(c, src, dir.buf, &list[i], &last);
 	}
+	rc = tp_exit_worse(rc, conflict);
 	if (!c->o->dry_run)
 		hold_update(c, src, rc, last);
 	spool_list_free(list, n);
@@ -718,8 +795,17 @@ int apply_run(const tp_config *cfg, const apply_opts *o)
 	}
 	if ((rc = lock_stage(cfg->spool, "tp-apply")) != TP_OK)
 		return rc;
-	if ((c.conn = db_connect(cfg->conninfo, &rc)))
+	if ((c.conn = db_connect(cfg->conninfo, &rc))) {
+		apply_cancel = PQgetCancel(c.conn);
 		rc = run_connected(&c);
+	}
+	if (apply_cancel) {
+		/* the handler runs to its end before this goes on: no race */
+		PGcancel *cancel = apply_cancel;
+
+		apply_cancel = NULL;
+		PQfreeCancel(cancel);
+	}
 	if (o->dry_run && o->out)
 		fflush(o->out);
 	ctx_clear(&c);

@@ -430,6 +430,39 @@ v1"
 	same public.t id
 }
 
+@test "a batch again under an applied number: the same one goes quietly, another is a conflict (65)" {
+	both "CREATE TABLE public.t (id int PRIMARY KEY)"
+	install
+	tp_psql "$SRC" "INSERT INTO public.t VALUES (1)"
+	tp-batch -c "$W/src.ini"
+	cp "$OUTBOX/$(seqname 1)" "$W/b1"
+	ship
+	run -0 tp-apply -c "$W/dst.ini"
+	# another batch 1 from the same source: a second database posing as it
+	tp_createdb "${SRC}_twin"
+	tp_psql "${SRC}_twin" "CREATE TABLE public.t (id int PRIMARY KEY)"
+	sed -e "s/dbname=$SRC /dbname=${SRC}_twin /" -e "s|/sspool|/twin|" "$W/src.ini" > "$W/twin.ini"
+	tp-install -c "$W/twin.ini"
+	tp_psql "${SRC}_twin" "INSERT INTO public.t VALUES (666)"
+	tp-batch -c "$W/twin.ini"
+	tp_psql "$SRC" "INSERT INTO public.t VALUES (2)"
+	ship
+	cp "$W/twin/outbox/replica/$(seqname 1)" "$INBOX/"
+	run -65 tp-apply -c "$W/dst.ini"
+	assert_output --partial "batch src/1 conflicts with the batch applied under that number"
+	ls "$W/dspool/quarantine/"*"$(seqname 1)"
+	# the stream went on past it, and the applied copy is untouched
+	same public.t id
+	run -0 ledger
+	assert_output 2
+	cmp "$W/b1" "$INBOX/applied/$(seqname 1)"
+	# the same batch 1 again: moved quietly
+	cp "$W/b1" "$INBOX/"
+	run -0 tp-apply -c "$W/dst.ini"
+	assert_output ""
+	[ ! -e "$INBOX/$(seqname 1)" ]
+}
+
 @test "a damaged value that fails in SQL before the digest check: still 65 and quarantined" {
 	both "CREATE TABLE public.t (id int PRIMARY KEY, v int)"
 	install
@@ -563,6 +596,45 @@ wait_applying() {
 	assert_output 1
 	run -0 tp_psql "$DST" "SELECT max(v) FROM public.t"
 	assert_output 0
+	run -0 tp-apply -c "$W/dst.ini"
+	same public.t id
+}
+
+@test "SIGTERM while a statement waits for a lock: canceled, exit 75 at once; the next run applies" {
+	both "CREATE TABLE public.t (id int PRIMARY KEY, v int)"
+	install
+	tp_psql "$SRC" "INSERT INTO public.t SELECT generate_series(1, 10), 0"
+	ship
+	# someone holds the table on the target for a long while
+	tp_psql "$DST" "BEGIN; LOCK TABLE public.t IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600); COMMIT" 3>&- &
+	local locker=$! i
+	for ((i = 0; i < 600; i++)); do
+		[[ $(tp_psql_admin "$DST" "SELECT count(*) FROM pg_locks
+			WHERE relation = 'public.t'::regclass AND mode = 'AccessExclusiveLock' AND granted") == 1 ]] && break
+		sleep 0.05
+	done
+	tp-apply -c "$W/dst.ini" 3>&- 2> "$W/apply.err" &
+	BG=$!
+	for ((i = 0; i < 600; i++)); do
+		[[ $(tp_psql_admin "$DST" "SELECT count(*) FROM pg_stat_activity
+			WHERE application_name = 'tp-apply' AND wait_event_type = 'Lock'") == 1 ]] && break
+		sleep 0.05
+	done
+	kill -TERM "$BG"
+	local rc=0
+	wait "$BG" || rc=$?
+	BG=
+	assert_equal "$rc" 75
+	# it did not wait for the lock holder, who is still there
+	kill -0 "$locker"
+	run -0 cat "$W/apply.err"
+	assert_output --partial "57014"
+	run -0 ledger
+	assert_output 0
+	kill "$locker"
+	wait "$locker" || true
+	tp_psql_admin "$DST" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE query LIKE '%pg_sleep(600)%' AND pid <> pg_backend_pid()" > /dev/null
 	run -0 tp-apply -c "$W/dst.ini"
 	same public.t id
 }
