@@ -384,7 +384,8 @@ static int ledger_write(apply_ctx *c, const batch_job *j, const open_batch *b)
 	int rc;
 
 	snprintf(seq, sizeof seq, "%" PRIu64, b->h->seq);
-	snprintf(events, sizeof events, "%" PRIu64, batch_reader_events(b->r));
+	/* row changes, as the source counts them: not schema change lines */
+	snprintf(events, sizeof events, "%" PRIu64, engine_rows(c->eng));
 	if (c->o->dry_run) {
 		print_sql(c, c->sql_advance, 3, adv);
 		print_sql(c, c->sql_log, 6, logp);

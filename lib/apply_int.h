@@ -164,8 +164,10 @@ int engine_finish(apply_engine *e);
  * is usable again.
  */
 void engine_abort(apply_engine *e);
-/* Event lines (I U D T) seen since engine_begin. */
+/* Event and schema change lines seen since engine_begin. */
 uint64_t engine_events(const apply_engine *e);
+/* Of them, the row changes (I, U, D, T lines): what the apply log counts. */
+uint64_t engine_rows(const apply_engine *e);
 
 /*
  * Exit code for a failed statement's result, and one log line naming

@@ -50,6 +50,7 @@ struct apply_engine {
 	apply_table **tids;     /* TID -> table, for the current batch */
 	size_t ntids;
 	uint64_t events;
+	uint64_t rows;          /* of them, row changes (I U D T): not S lines */
 	/* pipeline */
 	bool in_pipeline;
 	pending *q;             /* FIFO of results to come */
@@ -108,6 +109,7 @@ void engine_begin(apply_engine *e, const char *label)
 	if (e->ntids)           /* memset(NULL, ...) is undefined even for 0 */
 		memset(e->tids, 0, e->ntids * sizeof *e->tids);
 	e->events = 0;
+	e->rows = 0;
 	e->run_t = NULL;
 	e->run_rows = 0;
 	strbuf_reset(&e->run);
@@ -123,6 +125,11 @@ const strbuf *engine_early(const apply_engine *e)
 uint64_t engine_events(const apply_engine *e)
 {
 	return e->events;
+}
+
+uint64_t engine_rows(const apply_engine *e)
+{
+	return e->rows;
 }
 
 static const char *op_verb(enum apply_op op)
@@ -786,6 +793,7 @@ int engine_line(apply_engine *e, char *line, size_t len, uint64_t lineno)
 	if (!(t = event_table(e, line, len, &rest, &rlen, &more)))
 		return bad_line(e, lineno, "malformed event line or undefined table");
 	e->events++;
+	e->rows++;
 	if (line[0] == 'I' && more)
 		return on_insert(e, t, rest, rlen, lineno);
 	if ((rc = end_run(e)) != TP_OK)

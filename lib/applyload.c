@@ -245,7 +245,7 @@ static int part_stream(load_apply *la, const char *path, uint64_t skip, char dig
 		rc = engine_finish(la->eng);
 	if (rc == TP_OK) {
 		memcpy(digest, batch_reader_digest(p.r), 65);
-		*events = batch_reader_events(p.r);
+		*events = engine_rows(la->eng);    /* the rows: not its schema part */
 	}
 	if (rc == TP_EDATA)
 		snprintf(la->bad_path, sizeof(la->bad_path), "%s", path);

@@ -17,7 +17,7 @@ CREATE TABLE IF NOT EXISTS @schema@.apply_log (
     seq        bigint NOT NULL,
     kind       text NOT NULL,          -- rows | load
     digest     text NOT NULL,
-    events     bigint NOT NULL,
+    events     bigint NOT NULL,        -- row changes (schema change lines not counted)
     applied_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     PRIMARY KEY (source, seq)
 );

@@ -353,15 +353,6 @@ tables() {
 		ORDER BY 1"
 }
 
-# lines_cut DB TARGET: the lines of TARGET's batches: the events, and the
-# schema changes around them (identity values move with the rows)
-lines_cut() {
-	tp_psql "$1" "SELECT coalesce(sum(b.events
-		+ (SELECT count(*) FROM regexp_split_to_table(rtrim(b.ddl_pre, E'\n'), E'\n'))
-		+ (SELECT count(*) FROM regexp_split_to_table(rtrim(b.ddl_post, E'\n'), E'\n'))), 0)
-		FROM teleport.batch b WHERE b.target = '$2'"
-}
-
 # events DB TARGET: how many events were cut for TARGET
 events_cut() {
 	tp_psql "$1" "SELECT coalesce(sum(events), 0) FROM teleport.batch WHERE target = '$2'"
