@@ -8,7 +8,6 @@
 #include "apply.h"
 #include "cli.h"
 #include "log.h"
-#include "outcome.h"
 #include "tp.h"
 
 static const char usage[] =
@@ -57,9 +56,5 @@ int main(int argc, char **argv)
 	if ((rc = cli_load_config(&cli, &cfg)) != TP_OK)
 		return rc;
 	apply_signals_init();
-	rc = apply_run(cfg, &o);
-	if (!o.dry_run)
-		outcome_record(cfg, rc);
-	config_free(cfg);
-	return rc;
+	return cli_done(cfg, apply_run(cfg, &o), !o.dry_run);
 }

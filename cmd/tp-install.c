@@ -9,7 +9,6 @@
 #include "install.h"
 #include "lock.h"
 #include "log.h"
-#include "outcome.h"
 #include "tp.h"
 
 static const char usage[] =
@@ -44,9 +43,7 @@ int main(int argc, char **argv)
 		else if ((rc = cli_common(&cli, opt, usage)) >= 0)
 			return rc;
 	}
-	if (cli_extra_operands(argc, argv, usage))
-		return TP_EUSAGE;
-	if ((rc = cli_load_config(&cli, &cfg)) != TP_OK)
+	if ((rc = cli_no_operands_config(&cli, argc, argv, usage, &cfg)) != TP_OK)
 		return rc;
 	if ((rc = install_check_schema(cfg)) != TP_OK ||
 	    (!dry_run && (rc = lock_stage(cfg->spool, "tp-install")) != TP_OK)) {
@@ -59,8 +56,5 @@ int main(int argc, char **argv)
 			       : install_run(conn, cfg, dry_run);
 		db_close(conn);
 	}
-	if (!dry_run)
-		outcome_record(cfg, rc);
-	config_free(cfg);
-	return rc;
+	return cli_done(cfg, rc, !dry_run);
 }

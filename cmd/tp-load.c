@@ -11,7 +11,6 @@
 #include "cli.h"
 #include "load.h"
 #include "log.h"
-#include "outcome.h"
 #include "tp.h"
 
 static const char usage[] =
@@ -90,8 +89,5 @@ int main(int argc, char **argv)
 		return rc;
 	/* a reader that went away is an error of the write, not a signal */
 	signal(SIGPIPE, SIG_IGN);
-	rc = load_run(cfg, &o);
-	outcome_record(cfg, rc);
-	config_free(cfg);
-	return rc;
+	return cli_done(cfg, load_run(cfg, &o), true);
 }

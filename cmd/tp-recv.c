@@ -12,7 +12,6 @@
 #include "config.h"
 #include "lock.h"
 #include "log.h"
-#include "outcome.h"
 #include "recv.h"
 #include "recv_http.h"
 #include "tp.h"
@@ -209,7 +208,5 @@ int main(int argc, char **argv)
 		rc = run(r, &a);
 		recv_free(r);
 	}
-	outcome_record(cfg, rc);
-	config_free(cfg);
-	return rc;
+	return cli_done(cfg, rc, true);
 }

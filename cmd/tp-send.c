@@ -12,7 +12,6 @@
 #include "config.h"
 #include "lock.h"
 #include "log.h"
-#include "outcome.h"
 #include "send.h"
 #include "tp.h"
 
@@ -122,8 +121,5 @@ int main(int argc, char **argv)
 	if (rc != TP_OK)
 		return rc;
 	setup_signals();
-	rc = run(cfg, &a);
-	outcome_record(cfg, rc);
-	config_free(cfg);
-	return rc;
+	return cli_done(cfg, run(cfg, &a), true);
 }

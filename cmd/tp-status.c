@@ -7,7 +7,6 @@
 
 #include "cli.h"
 #include "log.h"
-#include "outcome.h"
 #include "status.h"
 #include "tp.h"
 
@@ -68,12 +67,7 @@ int main(int argc, char **argv)
 		else if ((rc = cli_common(&cli, opt, usage)) >= 0)
 			return rc;
 	}
-	if (cli_extra_operands(argc, argv, usage))
-		return TP_EUSAGE;
-	if ((rc = cli_load_config(&cli, &cfg)) != TP_OK)
+	if ((rc = cli_no_operands_config(&cli, argc, argv, usage, &cfg)) != TP_OK)
 		return rc;
-	rc = run(cfg, json, prom);
-	outcome_record(cfg, rc);
-	config_free(cfg);
-	return rc;
+	return cli_done(cfg, run(cfg, json, prom), true);
 }

@@ -10,7 +10,6 @@
 #include "db.h"
 #include "lock.h"
 #include "log.h"
-#include "outcome.h"
 #include "tp.h"
 
 int batcher_main(int argc, char **argv, const char *name, const char *usage, bool ddl_only)
@@ -33,9 +32,7 @@ int batcher_main(int argc, char **argv, const char *name, const char *usage, boo
 		else if ((rc = cli_common(&cli, opt, usage)) >= 0)
 			return rc;
 	}
-	if (cli_extra_operands(argc, argv, usage))
-		return TP_EUSAGE;
-	if ((rc = cli_load_config(&cli, &cfg)) != TP_OK)
+	if ((rc = cli_no_operands_config(&cli, argc, argv, usage, &cfg)) != TP_OK)
 		return rc;
 	if (ddl_only && cfg->ddl == TP_DDL_OFF) {
 		log_info("%s: ddl = off: nothing to scan", cfg->path);
@@ -47,7 +44,5 @@ int batcher_main(int argc, char **argv, const char *name, const char *usage, boo
 		rc = batcher_run(conn, cfg, target, ddl_only);
 		db_close(conn);
 	}
-	outcome_record(cfg, rc);
-	config_free(cfg);
-	return rc;
+	return cli_done(cfg, rc, true);
 }

@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "log.h"
+#include "outcome.h"
 #include "tp.h"
 
 int cli_common(tp_cli *cli, int opt, const char *usage)
@@ -59,4 +60,20 @@ bool cli_extra_operands(int argc, char **argv, const char *usage)
 	log_error("unexpected argument \"%s\"", argv[optind]);
 	fputs(usage, stderr);
 	return true;
+}
+
+int cli_no_operands_config(const tp_cli *cli, int argc, char **argv, const char *usage,
+			   tp_config **cfg)
+{
+	if (cli_extra_operands(argc, argv, usage))
+		return TP_EUSAGE;
+	return cli_load_config(cli, cfg);
+}
+
+int cli_done(tp_config *cfg, int rc, bool record)
+{
+	if (record)
+		outcome_record(cfg, rc);
+	config_free(cfg);
+	return rc;
 }

@@ -48,4 +48,17 @@ int cli_load_config(const tp_cli *cli, tp_config **cfg);
  */
 bool cli_extra_operands(int argc, char **argv, const char *usage);
 
+/*
+ * For a command that takes no operands: cli_extra_operands (64), then
+ * cli_load_config (78). TP_OK with *cfg loaded, or the exit code.
+ */
+int cli_no_operands_config(const tp_cli *cli, int argc, char **argv, const char *usage,
+			   tp_config **cfg);
+
+/*
+ * The end of a command's run: record its outcome (tp-status reads it,
+ * unless record is false: a dry run), free the config, return rc.
+ */
+int cli_done(tp_config *cfg, int rc, bool record);
+
 #endif

@@ -47,15 +47,13 @@ both() {
 	tp_psql "$DST" "$@"
 }
 
-# ship [tp-batch|tp-ddlscan]: cut on the source, move into the inbox
+# cut [tp-batch|tp-ddlscan]: cut on the source, move into the inbox; the
+# cut's status. ship: then apply.
 cut() {
-	"${1:-tp-batch}" -c "$W/src.ini"
-	mkdir -p "$INBOX"
-	local f
-	for f in "$OUTBOX"/*.tar*; do
-		[[ -e $f ]] && mv "$f" "$INBOX/"
-	done
-	return 0
+	local rc=0
+	"${1:-tp-batch}" -c "$W/src.ini" || rc=$?
+	tp_to_inbox
+	return $rc
 }
 
 ship() {

@@ -130,6 +130,17 @@ tp_pair_dbs() {
 	INBOX=$W/dspool/inbox/src
 }
 
+# tp_to_inbox: move the batches of OUTBOX into INBOX (a shared folder
+# without tp-send and tp-recv)
+tp_to_inbox() {
+	local f
+	mkdir -p "$INBOX"
+	for f in "$OUTBOX"/*.tar*; do
+		[[ -e $f ]] && mv "$f" "$INBOX/"
+	done
+	return 0
+}
+
 # tp_pair_config TABLES [LINE...]: the usual pair of nodes for a test, in
 # $W: a token, src.ini (node "src" on database $SRC, spool $W/sspool, one
 # target "replica" with tables TABLES, the extra LINEs, endpoint

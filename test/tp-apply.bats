@@ -40,12 +40,7 @@ install() {
 # ship: cut batches on the source and move them into the target's inbox
 ship() {
 	tp-batch -c "$W/src.ini"
-	mkdir -p "$INBOX"
-	local f
-	for f in "$OUTBOX"/*.tar*; do
-		[[ -e $f ]] && mv "$f" "$INBOX/"
-	done
-	return 0
+	tp_to_inbox
 }
 
 # checksum DB TABLE KEY: row count and md5 of every row's text form
