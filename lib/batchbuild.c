@@ -759,8 +759,8 @@ static int on_marker(group_build *gb, const char *raw)
 		free(next);
 		return TP_EFAIL;
 	}
-	ddl_diff(gb->cat, nc, &pre, &post);
-	if (!gb->cur.skip) {
+	if (!gb->cur.skip) {            /* a file in the outbox already needs no lines */
+		ddl_diff(gb->cat, nc, &pre, &post);
 		gb->enc.seq = gb->cur.p->seq;
 		label_names(gb, &pre);
 		rc = out_lines(gb, pre.buf);

@@ -119,6 +119,8 @@ int ddl_plan(PGconn *conn, const tp_config *cfg, const tp_target *t,
 	memset(d, 0, sizeof *d);
 	if (cfg->ddl == TP_DDL_OFF)
 		return TP_OK;
+	/* event-triggers: the markers say what happened (ddl_plan_markers) */
+	d->events = cfg->ddl == TP_DDL_EVENT_TRIGGERS;
 	rc = read_stored(conn, t, schema_q, &d->cat_lo, &old);
 	if (rc == TP_OK)
 		rc = ddl_describe(conn, cfg, t, &now);
@@ -137,8 +139,6 @@ int ddl_plan(PGconn *conn, const tp_config *cfg, const tp_target *t,
 			d->lo = d->hi;
 			d->cat_lo = xstrdup(d->cat_hi);
 		}
-		/* event-triggers: the markers say what happened (ddl_plan_markers) */
-		d->events = cfg->ddl == TP_DDL_EVENT_TRIGGERS;
 		if (rc == TP_OK && old && !d->events &&
 		    ddl_names_ambiguous(d->lo, d->hi, what, sizeof what)) {
 			log_error("target %s: table %s was renamed and another table took its name"
@@ -153,7 +153,6 @@ int ddl_plan(PGconn *conn, const tp_config *cfg, const tp_target *t,
 	}
 	if (rc == TP_OK)
 		rc = drop_unused(conn, t, schema_q, d->cat_lo, d->cat_hi);
-	d->events = cfg->ddl == TP_DDL_EVENT_TRIGGERS;
 	d->on = rc == TP_OK;
 	free(old);
 	free(now);
